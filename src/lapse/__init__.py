@@ -1,0 +1,36 @@
+"""lapse: an async key-value store for short-lived data.
+
+Per-key expiry, idle expiry and LRU eviction in memory (`MemoryStore`), behind a small
+`Store` protocol that other backends implement.
+"""
+
+from __future__ import annotations
+
+from ._clock import Clock
+from ._engine import SyncMemoryStore
+from ._memory import MemoryStore
+from ._policies import LRU, TTL, Idle
+from ._store import RemovalCause, Stats, Store
+
+
+__all__ = [
+    "LRU",
+    "TTL",
+    "Clock",
+    "Idle",
+    "MemoryStore",
+    "RemovalCause",
+    "Stats",
+    "Store",
+    "SyncMemoryStore",
+]
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+
+    from importlib.metadata import version  # noqa: PLC0415 -- only when asked
+
+    return version("lapse")

@@ -1,0 +1,487 @@
+"""The in-memory engine: one lock, one dict, one sorted expiry index.
+
+`SyncMemoryStore` holds all the state and does all the work with plain methods;
+`lapse.MemoryStore` is its async face, and ``store.sync`` hands out the engine itself.
+
+Layout of an entry (a tuple, so the expiry index orders entries without a key function):
+
+- ``(expires, key, value)`` when every expiry policy is a `TTL` (or there is none);
+- ``(expires, key, value, hard, soft)`` otherwise, where *hard* is the write deadline,
+  *soft* the use deadline and ``expires == min(hard, soft)``.
+
+Keys are unique, so ordering two entries never compares their values. Only entries
+with a finite deadline are in the index; the rest cost nothing there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any, TypeAlias
+
+import attrs
+
+from sortedcontainers import SortedList
+
+from ._clock import Clock, as_seconds
+from ._policies import TTL, EvictionPolicy, Evictor, ExpiryPolicy
+from ._store import RemovalCause, Stats
+
+
+_INF = math.inf
+_PURGE_STEP = 2  # expired entries purged by each write: more than one, so backlogs shrink
+_log = logging.getLogger("lapse")
+
+Entry: TypeAlias = tuple[Any, ...]
+OnRemove: TypeAlias = Callable[[str, Any, RemovalCause], object]
+"""``on_remove(key, value, cause)``, called after each removal; its result is ignored."""
+TTLArg: TypeAlias = "float | timedelta | None"
+_Write: TypeAlias = tuple[str, Any, float, float, int]  # key, value, hard, soft, weight
+
+
+def check_key(key: object) -> None:
+    """Raise `TypeError` unless *key* is a ``str``."""
+    if not isinstance(key, str):
+        msg = f"key must be a str, not {type(key).__name__}"
+        raise TypeError(msg)
+
+
+def _keys(keys: Iterable[str]) -> list[str]:
+    keys = list(keys)
+    for key in keys:
+        check_key(key)
+    return keys
+
+
+def _seconds(ttl: float | timedelta | None) -> float | None:
+    return None if ttl is None else as_seconds(ttl, what="ttl")
+
+
+def _check_lifetime(seconds: float, policy: object) -> float:
+    if math.isnan(seconds):  # NaN would corrupt the order of the index
+        msg = f"{policy!r} returned NaN as a lifetime"
+        raise ValueError(msg)
+    return seconds
+
+
+@attrs.define(eq=False)
+class SyncMemoryStore:
+    """A `MemoryStore`'s operations as plain methods: ``store.sync``.
+
+    It is the same store, not a copy: the same entries, the same lock, the same stats and
+    callbacks. Use it from threads or from code that is not async; every method is safe to
+    call from any number of threads at once. Each method behaves, costs and raises as the
+    `MemoryStore` coroutine of the same name.
+
+    Added in 0.1.
+    """
+
+    _expiry: tuple[ExpiryPolicy, ...]
+    _eviction: EvictionPolicy | None
+    _clock: Clock
+    _on_remove: OnRemove | None
+    _tracks_use: bool = attrs.field(init=False)
+    _evictor: Evictor | None = attrs.field(init=False)
+    _use: Callable[[str], None] | None = attrs.field(init=False)
+    _data: dict[str, Entry] = attrs.field(init=False, factory=dict)
+    _index: SortedList[Entry] = attrs.field(init=False, factory=SortedList)
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    _events: list[tuple[str, Any, RemovalCause]] = attrs.field(init=False, factory=list)
+    _hits: int = attrs.field(init=False, default=0)
+    _misses: int = attrs.field(init=False, default=0)
+    _sets: int = attrs.field(init=False, default=0)
+    _deletes: int = attrs.field(init=False, default=0)
+    _evictions: int = attrs.field(init=False, default=0)
+    _expirations: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        self._tracks_use = any(type(policy) is not TTL for policy in self._expiry)
+        self._evictor = None if self._eviction is None else self._eviction.evictor()
+        self._use = None if self._evictor is None else self._evictor.use
+
+    # -- the critical section ----------------------------------------------------------
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        events = self._events
+        if not events:
+            self._lock.release()
+            return
+        self._events = []
+        self._lock.release()
+        # Outside the lock, so that callbacks may use the store.
+        on_remove = self._on_remove
+        for key, value, cause in events:
+            try:
+                on_remove(key, value, cause)  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 -- a callback must never break the store
+                _log.warning(
+                    "on_remove callback failed for %r (%s)", key, cause.value, exc_info=True
+                )
+
+    # -- primitives, called with the lock held -----------------------------------------
+
+    def _deadlines(
+        self, key: str, value: Any, now: float, ttl: float | None
+    ) -> tuple[float, float]:
+        """Return the (write, use) deadlines of *value* written to *key* at *now*."""
+        if ttl is None:
+            ttl = _INF
+            for policy in self._expiry:
+                seconds = _check_lifetime(policy.after_write(key, value), policy)
+                ttl = min(ttl, seconds)
+        return now + ttl, self._use_deadline(key, value, now)
+
+    def _use_deadline(self, key: str, value: Any, now: float) -> float:
+        if not self._tracks_use:
+            return _INF
+        idle = _INF
+        for policy in self._expiry:
+            idle = min(idle, _check_lifetime(policy.after_use(key, value), policy))
+        return now + idle
+
+    def _entry(self, key: str, value: Any, hard: float, soft: float) -> Entry:
+        if self._tracks_use:
+            return (min(hard, soft), key, value, hard, soft)
+        return (hard, key, value)
+
+    def _swap(self, old: Entry, new: Entry) -> None:
+        """Put *new* where *old* was, in the dict and the index."""
+        self._data[new[1]] = new
+        if old[0] != _INF:
+            self._index.remove(old)
+        if new[0] != _INF:
+            self._index.add(new)
+
+    def _drop(self, entry: Entry, cause: RemovalCause) -> None:
+        key = entry[1]
+        del self._data[key]
+        if entry[0] != _INF:
+            self._index.remove(entry)
+        if self._evictor is not None:
+            self._evictor.remove(key)
+        if cause is RemovalCause.EXPIRED:
+            self._expirations += 1
+        elif cause is RemovalCause.EVICTED:
+            self._evictions += 1
+        elif cause is RemovalCause.EXPLICIT:
+            self._deletes += 1
+        self._report(key, entry[2], cause)
+
+    def _report(self, key: str, value: Any, cause: RemovalCause) -> None:
+        if self._on_remove is not None:
+            self._events.append((key, value, cause))
+
+    def _live(self, key: str, now: float) -> Entry | None:
+        """Return the live entry of *key*, dropping it first if it has expired."""
+        check_key(key)
+        entry = self._data.get(key)
+        if entry is not None and entry[0] <= now:
+            self._drop(entry, RemovalCause.EXPIRED)
+            return None
+        return entry
+
+    def _used(self, entry: Entry, now: float) -> Entry:
+        """Count a use of the live *entry*: LRU order and use deadline."""
+        key = entry[1]
+        if self._tracks_use:
+            soft = self._use_deadline(key, entry[2], now)
+            new = (min(entry[3], soft), key, entry[2], entry[3], soft)
+            self._swap(entry, new)
+            entry = new
+        if self._use is not None:
+            self._use(key)
+        return entry
+
+    def _read(self, key: str, now: float) -> Entry | None:
+        entry = self._live(key, now)
+        if entry is None:
+            self._misses += 1
+            return None
+        self._hits += 1
+        return self._used(entry, now)
+
+    def _weigh(self, key: str, value: Any) -> int:
+        return 1 if self._eviction is None else self._eviction.weigh(key, value)
+
+    def _prepare(
+        self, key: str, value: Any, now: float, ttl: float | None, keep_ttl: bool
+    ) -> _Write:
+        """Check and compute everything a write needs, changing nothing."""
+        weight = self._weigh(key, value)
+        if keep_ttl and ttl is None:
+            current = self._data.get(key)
+            if current is not None and current[0] > now:
+                hard = current[3] if self._tracks_use else current[0]
+                return key, value, hard, self._use_deadline(key, value, now), weight
+        hard, soft = self._deadlines(key, value, now, ttl)
+        return key, value, hard, soft, weight
+
+    def _write(self, write: _Write, now: float) -> None:
+        """Store a prepared write, replacing or dropping what was there."""
+        key, value, hard, soft, weight = write
+        new = self._entry(key, value, hard, soft)
+        old = self._data.get(key)
+        if old is None:
+            self._data[key] = new
+            if new[0] != _INF:
+                self._index.add(new)
+        elif old[0] <= now:
+            self._drop(old, RemovalCause.EXPIRED)
+            self._data[key] = new
+            if new[0] != _INF:
+                self._index.add(new)
+        else:
+            self._swap(old, new)
+            self._report(key, old[2], RemovalCause.REPLACED)
+        if self._evictor is not None:
+            self._evictor.add(key, weight)
+        self._sets += 1
+
+    def _trim(self, now: float) -> None:
+        """Purge a few expired entries, then evict until within the bound."""
+        index = self._index
+        for _ in range(_PURGE_STEP):
+            if not index or index[0][0] > now:
+                break
+            self._drop(index[0], RemovalCause.EXPIRED)
+        evictor = self._evictor
+        if evictor is None:
+            return
+        while (victim := evictor.victim()) is not None:
+            if index and index[0][0] <= now:  # never evict a live entry before an expired one
+                self._drop(index[0], RemovalCause.EXPIRED)
+            else:
+                self._drop(self._data[victim], RemovalCause.EVICTED)
+
+    def _expired_count(self, now: float) -> int:
+        return self._index.bisect_left((math.nextafter(now, _INF),))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of *key*, or *default*. See `MemoryStore.get`."""
+        # The hit path of a store without use deadlines, inlined: no allocation, one lock.
+        lock = self._lock
+        lock.acquire()
+        try:
+            try:
+                entry = self._data.get(key)
+            except TypeError:  # unhashable: the slow path names the problem
+                entry = None
+            if entry is not None and not self._tracks_use:
+                expires = entry[0]
+                if expires == _INF or expires > self._clock():
+                    if self._use is not None:
+                        self._use(key)
+                    self._hits += 1
+                    return entry[2]
+        finally:
+            lock.release()
+        with self:
+            entry = self._read(key, self._clock())
+            return default if entry is None else entry[2]
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Return the live values of *keys*. See `MemoryStore.get_many`."""
+        keys = _keys(keys)
+        with self:
+            now = self._clock()
+            found = {}
+            for key in keys:
+                entry = self._read(key, now)
+                if entry is not None:
+                    found[key] = entry[2]
+            return found
+
+    def has(self, key: str) -> bool:
+        """Return whether *key* is live. See `MemoryStore.has`."""
+        with self:
+            return self._live(key, self._clock()) is not None
+
+    def ttl(self, key: str) -> float | None:
+        """Return the seconds *key* has left. See `MemoryStore.ttl`."""
+        with self:
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None:
+                return None
+            remaining: float = entry[0] - now
+            return remaining
+
+    def keys(self) -> Iterator[str]:
+        """Iterate over a snapshot of the live keys. See `MemoryStore.keys`."""
+        with self:
+            now = self._clock()
+            live = [key for key, entry in self._data.items() if entry[0] > now]
+        return iter(live)
+
+    def __len__(self) -> int:
+        """Return the number of live entries. Runtime complexity: `O(log(n))`."""
+        with self:
+            return len(self._data) - self._expired_count(self._clock())
+
+    def stats(self) -> Stats:
+        """Return a snapshot of the counters. See `MemoryStore.stats`."""
+        with self:
+            return Stats(
+                hits=self._hits,
+                misses=self._misses,
+                sets=self._sets,
+                deletes=self._deletes,
+                evictions=self._evictions,
+                expirations=self._expirations,
+                size=len(self._data) - self._expired_count(self._clock()),
+            )
+
+    # -- writes ------------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, *, ttl: TTLArg = None, keep_ttl: bool = False) -> None:
+        """Store *value* under *key*. See `MemoryStore.set`."""
+        check_key(key)
+        seconds = _seconds(ttl)
+        with self:
+            now = self._clock()
+            self._write(self._prepare(key, value, now, seconds, keep_ttl), now)
+            self._trim(now)
+
+    def set_many(self, mapping: Mapping[str, Any], *, ttl: TTLArg = None) -> None:
+        """Store every item of *mapping*, all or nothing. See `MemoryStore.set_many`."""
+        items = list(mapping.items())
+        for key, _ in items:
+            check_key(key)
+        seconds = _seconds(ttl)
+        with self:
+            now = self._clock()
+            writes = [self._prepare(key, value, now, seconds, False) for key, value in items]
+            for write in writes:
+                self._write(write, now)
+            self._trim(now)
+
+    def add(self, key: str, value: Any, *, ttl: TTLArg = None) -> bool:
+        """Store *value* only if *key* is absent. See `MemoryStore.add`."""
+        check_key(key)
+        seconds = _seconds(ttl)
+        with self:
+            now = self._clock()
+            if self._live(key, now) is not None:
+                return False
+            self._write(self._prepare(key, value, now, seconds, False), now)
+            self._trim(now)
+            return True
+
+    def incr(self, key: str, delta: int = 1) -> int:
+        """Add *delta* to the integer at *key*. See `MemoryStore.incr`."""
+        check_key(key)
+        if not isinstance(delta, int) or isinstance(delta, bool):
+            msg = f"delta must be an int, not {type(delta).__name__}"
+            raise TypeError(msg)
+        with self:
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None:
+                value = delta
+            else:
+                current = entry[2]
+                if not isinstance(current, int) or isinstance(current, bool):
+                    msg = f"the value of {key!r} is a {type(current).__name__}, not an int"
+                    raise TypeError(msg)
+                value = current + delta
+            self._write(self._prepare(key, value, now, None, True), now)
+            self._trim(now)
+            return value
+
+    def expire(self, key: str, ttl: float | timedelta) -> bool:
+        """Give *key* a new write deadline. See `MemoryStore.expire`."""
+        check_key(key)
+        seconds = as_seconds(ttl, what="ttl")
+        with self:
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None:
+                return False
+            soft = entry[4] if self._tracks_use else _INF
+            self._swap(entry, self._entry(key, entry[2], now + seconds, soft))
+            return True
+
+    def persist(self, key: str) -> bool:
+        """Remove the write deadline of *key*. See `MemoryStore.persist`."""
+        with self:
+            entry = self._live(key, self._clock())
+            if entry is None:
+                return False
+            if self._tracks_use:
+                if entry[3] == _INF:
+                    return False
+                new = self._entry(key, entry[2], _INF, entry[4])
+            else:
+                if entry[0] == _INF:
+                    return False
+                new = (_INF, key, entry[2])
+            self._swap(entry, new)
+            return True
+
+    def touch(self, key: str) -> bool:
+        """Count a use of *key*. See `MemoryStore.touch`."""
+        with self:
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None:
+                return False
+            self._used(entry, now)
+            return True
+
+    # -- removals ----------------------------------------------------------------------
+
+    def delete(self, key: str) -> bool:
+        """Remove *key*. See `MemoryStore.delete`."""
+        with self:
+            entry = self._live(key, self._clock())
+            if entry is None:
+                return False
+            self._drop(entry, RemovalCause.EXPLICIT)
+            return True
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove every key of *keys*. See `MemoryStore.delete_many`."""
+        keys = _keys(keys)
+        with self:
+            now = self._clock()
+            removed = 0
+            for key in keys:
+                entry = self._live(key, now)
+                if entry is not None:
+                    self._drop(entry, RemovalCause.EXPLICIT)
+                    removed += 1
+            return removed
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        """Remove *key* and return its value. See `MemoryStore.pop`."""
+        with self:
+            entry = self._live(key, self._clock())
+            if entry is None:
+                return default
+            self._drop(entry, RemovalCause.EXPLICIT)
+            return entry[2]
+
+    def clear(self) -> None:
+        """Remove every entry. See `MemoryStore.clear`."""
+        with self:
+            now = self._clock()
+            for entry in list(self._data.values()):
+                expired = entry[0] <= now
+                self._drop(entry, RemovalCause.EXPIRED if expired else RemovalCause.EXPLICIT)
+
+    def purge_expired(self) -> int:
+        """Remove every expired entry now. See `MemoryStore.purge_expired`."""
+        with self:
+            expired = self._index[: self._expired_count(self._clock())]
+            for entry in expired:
+                self._drop(entry, RemovalCause.EXPIRED)
+            return len(expired)

@@ -1,0 +1,312 @@
+"""`MemoryStore`: the async in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from ._clock import Clock, monotonic
+from ._engine import OnRemove, SyncMemoryStore, TTLArg
+from ._policies import EvictionPolicy, ExpiryPolicy
+from ._store import Stats
+
+
+def _is_expiry_policy(policy: object) -> bool:
+    return callable(getattr(policy, "after_write", None)) and callable(
+        getattr(policy, "after_use", None)
+    )
+
+
+def _expiry_tuple(expiry: object) -> tuple[ExpiryPolicy, ...]:
+    if expiry is None:
+        return ()
+    if _is_expiry_policy(expiry):
+        return (expiry,)  # type: ignore[return-value]
+    policies = tuple(expiry) if isinstance(expiry, (tuple, list)) else (expiry,)
+    for policy in policies:
+        if not _is_expiry_policy(policy):
+            msg = f"expiry must be an expiry policy or a tuple of them, got {policy!r}"
+            raise TypeError(msg)
+    return policies
+
+
+@attrs.define(kw_only=True, eq=False)
+class MemoryStore:
+    """An async key-value store in memory, with optional expiry and size bound.
+
+    ::
+
+        store = MemoryStore(expiry=TTL(300), eviction=LRU(10_000))
+        await store.set("user:1", {"name": "Alice"})
+        await store.get("user:1")   # {'name': 'Alice'}, for 300 s
+
+    Values are kept by reference, never copied or serialized: mutating a value you stored
+    mutates the stored value. Keys are ``str``.
+
+    Every operation is a coroutine that never awaits inside: it takes the store's lock,
+    does a bounded amount of work and releases it, so any number of asyncio or trio tasks
+    and threads (through `sync`) share one store safely. An expired entry is never
+    returned or counted; expired entries are removed when touched, a few at a time on
+    every write (so memory stays bounded without reads), and all at once by
+    `purge_expired`.
+
+    *n* is the number of entries held. Complexities are those of the store's own work;
+    a custom policy's methods add their cost.
+
+    Attributes:
+        expiry: An expiry policy (`TTL`, `Idle`, or your own `ExpiryPolicy`) or a tuple
+            of them, composed: the earliest deadline wins. ``None``: entries never
+            expire unless written with a ``ttl``.
+        eviction: An `EvictionPolicy` such as `LRU`, or ``None`` for an unbounded store.
+        clock: Where time comes from: any ``() -> float`` in seconds. The default reads
+            ``time.monotonic()`` on every call, so ``freezegun`` moves it.
+        on_remove: ``on_remove(key, value, cause)``, called for every removal with its
+            `RemovalCause`, after the store's lock is released and before the operation
+            that caused it returns. It may use the store (through `sync`); an exception it
+            raises is logged as a warning on the ``lapse`` logger and swallowed.
+
+    Raises:
+        TypeError: A policy, *clock* or *on_remove* is of the wrong kind.
+
+    Added in 0.1.
+    """
+
+    expiry: ExpiryPolicy | tuple[ExpiryPolicy, ...] | None = None
+    eviction: EvictionPolicy | None = None
+    clock: Clock = monotonic
+    on_remove: OnRemove | None = None
+    _sync: SyncMemoryStore = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        policies = _expiry_tuple(self.expiry)
+        eviction = self.eviction
+        if eviction is not None and not (
+            callable(getattr(eviction, "weigh", None))
+            and callable(getattr(eviction, "evictor", None))
+        ):
+            msg = f"eviction must be an eviction policy such as LRU(...), got {eviction!r}"
+            raise TypeError(msg)
+        if not callable(self.clock):
+            msg = f"clock must be a callable returning seconds, got {self.clock!r}"
+            raise TypeError(msg)
+        if self.on_remove is not None and not callable(self.on_remove):
+            msg = f"on_remove must be callable or None, got {self.on_remove!r}"
+            raise TypeError(msg)
+        self._sync = SyncMemoryStore(policies, eviction, self.clock, self.on_remove)
+
+    @property
+    def sync(self) -> SyncMemoryStore:
+        """The same store, with plain methods instead of coroutines.
+
+        ``store.sync.get("k")`` reads the same entries, under the same lock, as
+        ``await store.get("k")``: use it from threads and from code that is not async.
+        """
+        return self._sync
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of *key*, or *default* if it is missing or expired.
+
+        Counts as a use (LRU order and idle deadline) and as a hit or a miss.
+
+        Runtime complexity: `O(1)`; `O(log(n))` when an idle deadline moves.
+
+        Raises:
+            TypeError: *key* is not a ``str``.
+        """
+        return self._sync.get(key, default)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Return ``{key: value}`` for the keys of *keys* that are live; absent keys are left out.
+
+        Each key counts as a use and as a hit or a miss, as `get` does.
+
+        Runtime complexity: `O(k)`, `O(k*log(n))` with idle deadlines, for *k* keys.
+
+        Raises:
+            TypeError: A key is not a ``str`` (checked before anything is read).
+        """
+        return self._sync.get_many(keys)
+
+    async def has(self, key: str) -> bool:
+        """Return whether *key* is live, without counting a use, a hit or a miss.
+
+        Runtime complexity: `O(1)`.
+        """
+        return self._sync.has(key)
+
+    async def ttl(self, key: str) -> float | None:
+        """Return the seconds *key* has left: ``math.inf`` if it never expires, ``None`` if absent.
+
+        Does not count as a use. With an idle policy it is the time left if *key* is not
+        used again.
+
+        Runtime complexity: `O(1)`.
+        """
+        return self._sync.ttl(key)
+
+    async def keys(self) -> AsyncIterator[str]:
+        """Iterate over the keys that are live now, in no particular order.
+
+        The keys are copied when iteration starts: writes made while iterating are not
+        seen, and a key may expire or be removed before it is reached.
+
+        Runtime complexity: `O(n)` to start, then `O(1)` per key.
+        """
+        for key in self._sync.keys():
+            yield key
+
+    def __len__(self) -> int:
+        """Return the number of live entries: ``len(store)``.
+
+        Expired entries that are not purged yet are not counted.
+
+        Runtime complexity: `O(log(n))`.
+        """
+        return len(self._sync)
+
+    def stats(self) -> Stats:
+        """Return a frozen snapshot of the store's counters and size.
+
+        Runtime complexity: `O(log(n))`.
+        """
+        return self._sync.stats()
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def set(
+        self, key: str, value: Any, *, ttl: TTLArg = None, keep_ttl: bool = False
+    ) -> None:
+        """Store *value* under *key*, replacing any value and deadline it had.
+
+        The write deadline comes from *ttl* if given (seconds, or a `datetime.timedelta`;
+        ``math.inf``: never), else from the expiry policy; an idle policy still applies
+        and the earliest deadline wins. With *keep_ttl*, a live *key* keeps its write
+        deadline (on a missing key it is a plain set). Counts as a use. May purge a few
+        expired entries and evict to stay within the bound.
+
+        Runtime complexity: `O(log(n))` -- amortized.
+
+        Raises:
+            TypeError: *key* is not a ``str``, or *ttl* is not a number or timedelta.
+            ValueError: *ttl* is zero, negative or NaN, or the eviction policy refuses
+                the value (for example heavier than ``max_weight``).
+        """
+        self._sync.set(key, value, ttl=ttl, keep_ttl=keep_ttl)
+
+    async def set_many(self, mapping: Mapping[str, Any], *, ttl: TTLArg = None) -> None:
+        """Store every item of *mapping*, as `set` would, all or nothing.
+
+        Every key, the *ttl* and every weight are checked before anything is written.
+
+        Runtime complexity: `O(k*log(n))` for *k* items.
+        """
+        self._sync.set_many(mapping, ttl=ttl)
+
+    async def add(self, key: str, value: Any, *, ttl: TTLArg = None) -> bool:
+        """Store *value* only if *key* is missing or expired; return whether it did.
+
+        A live *key* is left as it is and not counted as used.
+
+        Runtime complexity: `O(log(n))`.
+        """
+        return self._sync.add(key, value, ttl=ttl)
+
+    async def incr(self, key: str, delta: int = 1) -> int:
+        """Add *delta* to the integer at *key* and return the result.
+
+        A missing *key* counts as 0 and gets the policy's lifetime; an existing one keeps
+        its write deadline. Counts as a use. Atomic: concurrent increments lose nothing.
+
+        Runtime complexity: `O(log(n))`.
+
+        Raises:
+            TypeError: *delta* is not an ``int``, or the value at *key* is not an ``int``
+                (the value is left as it is).
+        """
+        return self._sync.incr(key, delta)
+
+    async def expire(self, key: str, ttl: float | timedelta) -> bool:
+        """Set the write deadline of a live *key* to *ttl* seconds from now.
+
+        Returns ``False`` if *key* is missing. Does not count as a use.
+
+        Runtime complexity: `O(log(n))`.
+        """
+        return self._sync.expire(key, ttl)
+
+    async def persist(self, key: str) -> bool:
+        """Remove the write deadline of a live *key*.
+
+        Returns ``True`` if a deadline was removed, ``False`` if *key* is missing or had
+        none. An idle policy still applies to it.
+
+        Runtime complexity: `O(log(n))`.
+        """
+        return self._sync.persist(key)
+
+    async def touch(self, key: str) -> bool:
+        """Count a use of a live *key* (LRU order, idle deadline) without reading it.
+
+        Returns ``False`` if *key* is missing.
+
+        Runtime complexity: `O(1)`; `O(log(n))` when an idle deadline moves.
+        """
+        return self._sync.touch(key)
+
+    # -- removals ----------------------------------------------------------------------
+
+    async def delete(self, key: str) -> bool:
+        """Remove *key*; return whether it was live.
+
+        Runtime complexity: `O(log(n))`.
+        """
+        return self._sync.delete(key)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove every key of *keys*; return how many were live.
+
+        Runtime complexity: `O(k*log(n))` for *k* keys.
+        """
+        return self._sync.delete_many(keys)
+
+    async def pop(self, key: str, default: Any = None) -> Any:
+        """Remove *key* and return its value, or return *default* if it is missing.
+
+        Runtime complexity: `O(log(n))`.
+        """
+        return self._sync.pop(key, default)
+
+    async def clear(self) -> None:
+        """Remove every entry, reporting each to ``on_remove``.
+
+        Runtime complexity: `O(n*log(n))`.
+        """
+        self._sync.clear()
+
+    async def purge_expired(self) -> int:
+        """Remove every expired entry now; return how many.
+
+        There is no need to call it for correctness, and writes already purge a few
+        expired entries each; call it to free memory at a moment of your choosing.
+
+        Runtime complexity: `O(k*log(n))` for *k* expired entries.
+        """
+        return self._sync.purge_expired()
+
+    async def aclose(self) -> None:
+        """Release the store's memory: the same as `clear`.
+
+        The store stays usable. ``async with store:`` calls it on exit.
+        """
+        self._sync.clear()
+
+    async def __aenter__(self) -> MemoryStore:  # noqa: PYI034 -- final in spirit
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

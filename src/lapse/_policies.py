@@ -1,0 +1,282 @@
+"""Expiry and eviction policies: small frozen objects composed into a store."""
+
+from __future__ import annotations
+
+import math
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+
+from ._clock import as_seconds
+
+
+class ExpiryPolicy(Protocol):
+    """Decides how long an entry lives.
+
+    A store asks every configured policy and keeps the earliest deadline. Each entry has
+    two deadlines:
+
+    - the *write deadline*, set when the entry is written: ``now + after_write(...)``.
+      A per-key ``ttl=`` replaces it; ``keep_ttl=True`` keeps the previous one.
+    - the *use deadline*, set whenever the entry is used (read, written or touched):
+      ``now + after_use(...)``.
+
+    The entry expires at the earlier of the two. Both methods return seconds from now,
+    ``math.inf`` for "no limit"; they must be cheap, they run under the store's lock, and
+    they must not use the store. A policy may raise to refuse a write: the store is then
+    left unchanged and the exception reaches the caller.
+
+    `TTL` bounds only the write deadline, `Idle` only the use deadline. A store whose
+    policies are all `TTL` never calls ``after_use``; any other policy is asked on every
+    read.
+
+    Added in 0.1.
+    """
+
+    def after_write(self, key: str, value: object) -> float:
+        """Return how many seconds *key* may live after *value* was written to it."""
+        ...
+
+    def after_use(self, key: str, value: object) -> float:
+        """Return how many seconds *key* may live after it was used (read or written)."""
+        ...
+
+
+def _lifetime(value: object) -> float:
+    return as_seconds(value, what="seconds")
+
+
+@attrs.frozen
+class TTL:
+    """Every entry lives *seconds* after its last write (time to live).
+
+    Reads do not extend it. ``TTL(300)`` and ``TTL(timedelta(minutes=5))`` are equal.
+
+    Attributes:
+        seconds: The lifetime, greater than zero; an ``int``, ``float`` or
+            `datetime.timedelta` is converted to ``float`` seconds.
+
+    Raises:
+        TypeError: *seconds* is not a number or a timedelta.
+        ValueError: *seconds* is zero, negative or NaN.
+
+    Added in 0.1.
+    """
+
+    seconds: float = attrs.field(converter=_lifetime)
+
+    def after_write(self, key: str, value: object) -> float:  # noqa: ARG002
+        """Return *seconds*. Runtime complexity: `O(1)`."""
+        return self.seconds
+
+    def after_use(self, key: str, value: object) -> float:  # noqa: ARG002
+        """Return ``math.inf``: use does not extend a TTL. Runtime complexity: `O(1)`."""
+        return math.inf
+
+
+@attrs.frozen
+class Idle:
+    """Every entry lives *seconds* after its last use: a read, a write or a ``touch``.
+
+    This is a sliding expiry, like a web session's idle timeout. Compose it with `TTL` for
+    an absolute limit too: ``expiry=(TTL(8 * 3600), Idle(1800))``.
+
+    Attributes:
+        seconds: The idle timeout, greater than zero (``int``, ``float`` or timedelta).
+
+    Raises:
+        TypeError: *seconds* is not a number or a timedelta.
+        ValueError: *seconds* is zero, negative or NaN.
+
+    Added in 0.1.
+    """
+
+    seconds: float = attrs.field(converter=_lifetime)
+
+    def after_write(self, key: str, value: object) -> float:  # noqa: ARG002
+        """Return ``math.inf``: only use bounds an idle entry. Runtime complexity: `O(1)`."""
+        return math.inf
+
+    def after_use(self, key: str, value: object) -> float:  # noqa: ARG002
+        """Return *seconds*. Runtime complexity: `O(1)`."""
+        return self.seconds
+
+
+class Evictor(Protocol):
+    """The per-store state of an eviction policy: which key leaves a full store.
+
+    A store calls these methods under its lock, so an evictor needs no lock of its own;
+    they must not raise and must not use the store. Only live entries and expired entries
+    not yet purged are ever passed; the store itself prefers an expired entry to any
+    victim, so an evictor need not know about time.
+
+    Added in 0.1.
+    """
+
+    def add(self, key: str, weight: int) -> None:
+        """*key* was written: a new key, or a new value of weight *weight* for a present one.
+
+        A write is also a use.
+        """
+        ...
+
+    def use(self, key: str) -> None:
+        """*key*, a present key, was read or touched."""
+        ...
+
+    def remove(self, key: str) -> None:
+        """*key*, a present key, left the store."""
+        ...
+
+    def victim(self) -> str | None:
+        """Return a key to evict while the store is over its bound, else ``None``."""
+        ...
+
+
+class EvictionPolicy(Protocol):
+    """Bounds a store's size: configuration that makes one `Evictor` per store.
+
+    Added in 0.1.
+    """
+
+    def weigh(self, key: str, value: object) -> int:
+        """Return the weight of an entry about to be written.
+
+        Called before the store changes anything: raise `ValueError` to refuse the write.
+        """
+        ...
+
+    def evictor(self) -> Evictor:
+        """Return a new, empty evictor for one store."""
+        ...
+
+
+def _positive_int_or_none(value: int | None, what: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        msg = f"{what} must be an int, not {type(value).__name__}"
+        raise TypeError(msg)
+    if value < 1:
+        msg = f"{what} must be at least 1, got {value!r}"
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class LRU:
+    """Bound a store by entry count or total weight; evict the least recently used.
+
+    ``LRU(10_000)`` keeps at most 10 000 entries. ``LRU(max_weight=64 * 2**20,
+    weigher=lambda key, value: len(value))`` keeps the sum of the weights at most
+    64 MiB. Both bounds may be given. Reads, writes and ``touch`` count as a use;
+    ``has`` and ``ttl`` do not. The store removes expired entries before it evicts a
+    live one.
+
+    Attributes:
+        max_size: The most entries the store holds, at least 1, or ``None``.
+        max_weight: The largest total weight, at least 1, or ``None``; needs *weigher*.
+        weigher: ``weigher(key, value) -> int``, the weight of an entry (>= 0). An entry
+            heavier than *max_weight* is refused with `ValueError`.
+
+    Raises:
+        TypeError: A bound is not an ``int``, or *weigher* is not callable.
+        ValueError: A bound is below 1, neither bound is given, or *max_weight* and
+            *weigher* are not given together.
+
+    Added in 0.1.
+    """
+
+    max_size: int | None = None
+    max_weight: int | None = attrs.field(default=None, kw_only=True)
+    weigher: Callable[[str, Any], int] | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        _positive_int_or_none(self.max_size, "max_size")
+        _positive_int_or_none(self.max_weight, "max_weight")
+        if self.max_size is None and self.max_weight is None:
+            msg = "LRU needs max_size, max_weight or both"
+            raise ValueError(msg)
+        if (self.max_weight is None) != (self.weigher is None):
+            msg = "max_weight and weigher go together: give both or neither"
+            raise ValueError(msg)
+        if self.weigher is not None and not callable(self.weigher):
+            msg = f"weigher must be callable, not {type(self.weigher).__name__}"
+            raise TypeError(msg)
+
+    def weigh(self, key: str, value: object) -> int:
+        """Return ``weigher(key, value)``, or 1 when there is no *weigher*.
+
+        Runtime complexity: `O(1)` plus the weigher's own.
+
+        Raises:
+            TypeError: The weigher returned something other than an ``int``.
+            ValueError: The weight is negative or above *max_weight*.
+        """
+        if self.weigher is None:
+            return 1
+        weight = self.weigher(key, value)
+        if not isinstance(weight, int) or isinstance(weight, bool):
+            msg = f"weigher must return an int, returned {type(weight).__name__} for {key!r}"
+            raise TypeError(msg)
+        if weight < 0:
+            msg = f"weigher returned a negative weight ({weight}) for {key!r}"
+            raise ValueError(msg)
+        if self.max_weight is not None and weight > self.max_weight:
+            msg = f"entry {key!r} weighs {weight}, more than max_weight={self.max_weight}"
+            raise ValueError(msg)
+        return weight
+
+    def evictor(self) -> LRUEvictor:
+        """Return a new `LRUEvictor` with this policy's bounds."""
+        return LRUEvictor(self.max_size, self.max_weight)
+
+
+@attrs.define
+class LRUEvictor:
+    """The state of an `LRU` policy in one store: keys from least to most recently used.
+
+    Every method is `O(1)`.
+
+    Attributes:
+        max_size: As in `LRU`.
+        max_weight: As in `LRU`.
+
+    Added in 0.1.
+    """
+
+    max_size: int | None
+    max_weight: int | None
+    _order: OrderedDict[str, int] = attrs.field(init=False, factory=OrderedDict)
+    _weight: int = attrs.field(init=False, default=0)
+
+    def add(self, key: str, weight: int) -> None:
+        """Make *key* the most recently used, with *weight*. Runtime complexity: `O(1)`."""
+        order = self._order
+        self._weight += weight - order.get(key, 0)
+        order[key] = weight
+        order.move_to_end(key)
+
+    def use(self, key: str) -> None:
+        """Make *key* the most recently used. Runtime complexity: `O(1)`."""
+        self._order.move_to_end(key)
+
+    def remove(self, key: str) -> None:
+        """Forget *key*. Runtime complexity: `O(1)`."""
+        self._weight -= self._order.pop(key)
+
+    def victim(self) -> str | None:
+        """Return the least recently used key while over a bound. Runtime complexity: `O(1)`."""
+        order = self._order
+        if (self.max_size is not None and len(order) > self.max_size) or (
+            self.max_weight is not None and self._weight > self.max_weight
+        ):
+            return next(iter(order))
+        return None
+
+    @property
+    def weight(self) -> int:
+        """The total weight of the keys tracked."""
+        return self._weight

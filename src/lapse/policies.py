@@ -1,0 +1,19 @@
+"""Expiry and eviction policies, and the protocols to write your own.
+
+`TTL`, `Idle` and `LRU` are also importable from `lapse` itself.
+"""
+
+from __future__ import annotations
+
+from ._policies import (
+    LRU,
+    TTL,
+    EvictionPolicy,
+    Evictor,
+    ExpiryPolicy,
+    Idle,
+    LRUEvictor,
+)
+
+
+__all__ = ["LRU", "TTL", "EvictionPolicy", "Evictor", "ExpiryPolicy", "Idle", "LRUEvictor"]

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from lapse import MemoryStore
+from lapse.testing import ManualClock
+
+
+@pytest.fixture(name="anyio_backend", params=["asyncio", "trio"])
+def _anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(name="clock")
+def _clock() -> ManualClock:
+    return ManualClock(1000.0)
+
+
+@pytest.fixture(name="store")
+def _store(clock: ManualClock) -> MemoryStore:
+    return MemoryStore(clock=clock)
