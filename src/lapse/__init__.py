@@ -14,15 +14,15 @@ from ._store import RemovalCause, Stats, Store
 
 
 __all__ = [
-    "LRU",
-    "TTL",
     "Clock",
     "Idle",
+    "LRU",
     "MemoryStore",
     "RemovalCause",
     "Stats",
     "Store",
     "SyncMemoryStore",
+    "TTL",
 ]
 
 

@@ -6,6 +6,7 @@ import math
 
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Protocol
 
 import attrs
@@ -45,7 +46,7 @@ class ExpiryPolicy(Protocol):
         ...
 
 
-def _lifetime(value: object) -> float:
+def _lifetime(value: float | timedelta) -> float:
     return as_seconds(value, what="seconds")
 
 

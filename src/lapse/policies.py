@@ -16,4 +16,12 @@ from ._policies import (
 )
 
 
-__all__ = ["LRU", "TTL", "EvictionPolicy", "Evictor", "ExpiryPolicy", "Idle", "LRUEvictor"]
+__all__ = [
+    "EvictionPolicy",
+    "Evictor",
+    "ExpiryPolicy",
+    "Idle",
+    "LRU",
+    "LRUEvictor",
+    "TTL",
+]

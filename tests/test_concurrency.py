@@ -1,0 +1,99 @@
+"""Many tasks and threads on one store: no lost update, and the invariants hold throughout."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+import pytest
+
+from lapse import LRU, TTL, Idle, MemoryStore
+from lapse.testing import ManualClock
+
+
+pytestmark = pytest.mark.anyio
+
+THREADS = 4
+TASKS = 8
+OPS = 2000
+BOUND = 50
+
+
+def check_invariants(store: MemoryStore) -> None:
+    """The dict, the expiry index and the LRU order describe the same entries."""
+    engine = store.sync
+    with engine._lock:
+        data = dict(engine._data)
+        index = list(engine._index)
+        order = list(engine._evictor._order) if engine._evictor else None  # type: ignore[attr-defined]
+    assert len(data) <= BOUND
+    assert index == sorted(e for e in data.values() if e[0] != float("inf"))
+    assert all(data[e[1]] is e for e in index)
+    if order is not None:
+        assert sorted(order) == sorted(data)
+
+
+@pytest.mark.parametrize("expiry", [TTL(5), (TTL(5), Idle(2))], ids=["ttl", "ttl+idle"])
+async def test_tasks_and_threads_hammering_one_store(expiry: object) -> None:
+    """incr loses no update; the bound, the index and the LRU order stay consistent."""
+    clock = ManualClock()
+    store = MemoryStore(expiry=expiry, eviction=LRU(BOUND), clock=clock)  # type: ignore[arg-type]
+    keys = [f"k{i}" for i in range(80)]
+    increments = 0
+    count_lock = threading.Lock()
+
+    def thread_worker(seed: int) -> None:
+        nonlocal increments
+        rng = random.Random(seed)
+        sync = store.sync
+        done = 0
+        for i in range(OPS):
+            op = rng.random()
+            key = rng.choice(keys)
+            if op < 0.3:
+                sync.incr("counter")
+                done += 1
+            elif op < 0.6:
+                sync.set(key, i, ttl=rng.choice([None, 1, 3]))
+            elif op < 0.85:
+                sync.get(key)
+            elif op < 0.95:
+                sync.delete(key)
+            else:
+                clock.advance(0.01)  # "counter" is written every few ms: it never expires
+            if i % 500 == 0:
+                check_invariants(store)
+        with count_lock:
+            increments += done
+
+    async def task_worker(seed: int) -> None:
+        nonlocal increments
+        rng = random.Random(seed)
+        for i in range(OPS):
+            key = rng.choice(keys)
+            if i % 3 == 0:
+                await store.incr("counter")
+                with count_lock:
+                    increments += 1
+            elif i % 3 == 1:
+                await store.set(key, i)
+            else:
+                await store.get_many([key, "counter"])
+            if i % 50 == 0:
+                await anyio.lowlevel.checkpoint()  # a checkpoint, so that tasks interleave
+
+    async with anyio.create_task_group() as tg:
+        for t in range(THREADS):
+            tg.start_soon(anyio.to_thread.run_sync, thread_worker, t)
+        for t in range(TASKS):
+            tg.start_soon(task_worker, 100 + t)
+
+    check_invariants(store)
+    assert await store.get("counter") == increments
+    assert len(store) <= BOUND
+    stats = store.stats()
+    assert stats.evictions > 0
+    assert stats.sets >= increments

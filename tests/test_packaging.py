@@ -1,0 +1,57 @@
+"""The public API: what lapse exports, its version, and what importing it costs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from importlib import metadata
+
+import lapse
+import lapse.policies
+import lapse.testing
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """__all__ is sorted and names exactly the public, importable members."""
+    assert lapse.__all__ == sorted(lapse.__all__)
+    for name in lapse.__all__:
+        assert getattr(lapse, name) is not None
+    public = {name for name in vars(lapse) if not name.startswith("_")}
+    public -= {"annotations", "policies", "testing"}
+    assert public == set(lapse.__all__)
+
+
+def test_issue_names_are_importable() -> None:
+    """The names users and docs rely on are where they were promised."""
+    from lapse import LRU, TTL, Idle, MemoryStore, RemovalCause, Store  # noqa: F401, PLC0415
+    from lapse.policies import EvictionPolicy, ExpiryPolicy  # noqa: F401, PLC0415
+    from lapse.testing import ManualClock, StoreContract  # noqa: F401, PLC0415
+
+
+def test_version_comes_from_metadata() -> None:
+    """__version__ is the installed distribution's version."""
+    assert lapse.__version__ == metadata.version("lapse")
+
+
+def test_unknown_attribute() -> None:
+    """Other missing attributes raise AttributeError as usual."""
+    try:
+        lapse.nope  # noqa: B018
+    except AttributeError as e:
+        assert "nope" in str(e)  # noqa: PT017
+    else:
+        raise AssertionError
+
+
+def test_import_is_light() -> None:
+    """import lapse loads neither redis, starlette nor the test helpers' dependencies."""
+    code = (
+        "import sys, lapse; "
+        "print(sorted(m for m in ('redis', 'starlette', 'fastapi', 'pytest', 'hypothesis')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
