@@ -421,3 +421,13 @@ def test_construction_errors() -> None:
         MemoryStore(on_remove="print")  # type: ignore[arg-type]
     policies: object = [TTL(1), Idle(1)]
     assert MemoryStore(expiry=policies).expiry == policies  # type: ignore[arg-type]
+
+
+def test_manual_clock_never_goes_back() -> None:
+    """ManualClock.advance refuses negative and NaN steps."""
+    clock = ManualClock(5.0)
+    clock.advance(0)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="forward"):
+            clock.advance(bad)
+    assert clock() == 5.0
