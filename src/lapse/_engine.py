@@ -68,6 +68,39 @@ def _check_lifetime(seconds: float, policy: object) -> float:
     return seconds
 
 
+class _CriticalSection:
+    """Holds the store's lock; on the way out, reports removals once the lock is released.
+
+    Callbacks run outside the lock, so that they may use the store. Each operation
+    reports exactly the removals it made: the list is taken while the lock is held.
+    """
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SyncMemoryStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        self._store._lock.acquire()  # noqa: SLF001
+
+    def __exit__(self, *exc_info: object) -> None:
+        store = self._store
+        events = store._events  # noqa: SLF001
+        if not events:
+            store._lock.release()  # noqa: SLF001
+            return
+        store._events = []  # noqa: SLF001
+        store._lock.release()  # noqa: SLF001
+        on_remove = store._on_remove  # noqa: SLF001
+        for key, value, cause in events:
+            try:
+                on_remove(key, value, cause)  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 -- a callback must never break the store
+                _log.warning(
+                    "on_remove callback failed for %r (%s)", key, cause.value, exc_info=True
+                )
+
+
 @attrs.define(eq=False)
 class SyncMemoryStore:
     """A `MemoryStore`'s operations as plain methods: ``store.sync``.
@@ -97,33 +130,13 @@ class SyncMemoryStore:
     _deletes: int = attrs.field(init=False, default=0)
     _evictions: int = attrs.field(init=False, default=0)
     _expirations: int = attrs.field(init=False, default=0)
+    _critical: _CriticalSection = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._tracks_use = any(type(policy) is not TTL for policy in self._expiry)
         self._evictor = None if self._eviction is None else self._eviction.evictor()
         self._use = None if self._evictor is None else self._evictor.use
-
-    # -- the critical section ----------------------------------------------------------
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        events = self._events
-        if not events:
-            self._lock.release()
-            return
-        self._events = []
-        self._lock.release()
-        # Outside the lock, so that callbacks may use the store.
-        on_remove = self._on_remove
-        for key, value, cause in events:
-            try:
-                on_remove(key, value, cause)  # type: ignore[misc]
-            except Exception:  # noqa: BLE001 -- a callback must never break the store
-                _log.warning(
-                    "on_remove callback failed for %r (%s)", key, cause.value, exc_info=True
-                )
+        self._critical = _CriticalSection(self)
 
     # -- primitives, called with the lock held -----------------------------------------
 
@@ -284,14 +297,14 @@ class SyncMemoryStore:
                     return entry[2]
         finally:
             lock.release()
-        with self:
+        with self._critical:
             entry = self._read(key, self._clock())
             return default if entry is None else entry[2]
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return the live values of *keys*. See `MemoryStore.get_many`."""
         keys = _keys(keys)
-        with self:
+        with self._critical:
             now = self._clock()
             found = {}
             for key in keys:
@@ -302,12 +315,12 @@ class SyncMemoryStore:
 
     def has(self, key: str) -> bool:
         """Return whether *key* is live. See `MemoryStore.has`."""
-        with self:
+        with self._critical:
             return self._live(key, self._clock()) is not None
 
     def ttl(self, key: str) -> float | None:
         """Return the seconds *key* has left. See `MemoryStore.ttl`."""
-        with self:
+        with self._critical:
             now = self._clock()
             entry = self._live(key, now)
             if entry is None:
@@ -317,19 +330,19 @@ class SyncMemoryStore:
 
     def keys(self) -> Iterator[str]:
         """Iterate over a snapshot of the live keys. See `MemoryStore.keys`."""
-        with self:
+        with self._critical:
             now = self._clock()
             live = [key for key, entry in self._data.items() if entry[0] > now]
         return iter(live)
 
     def __len__(self) -> int:
         """Return the number of live entries. Runtime complexity: `O(log(n))`."""
-        with self:
+        with self._critical:
             return len(self._data) - self._expired_count(self._clock())
 
     def stats(self) -> Stats:
         """Return a snapshot of the counters. See `MemoryStore.stats`."""
-        with self:
+        with self._critical:
             return Stats(
                 hits=self._hits,
                 misses=self._misses,
@@ -346,7 +359,7 @@ class SyncMemoryStore:
         """Store *value* under *key*. See `MemoryStore.set`."""
         check_key(key)
         seconds = _seconds(ttl)
-        with self:
+        with self._critical:
             now = self._clock()
             self._write(self._prepare(key, value, now, seconds, keep_ttl), now)
             self._trim(now)
@@ -357,7 +370,7 @@ class SyncMemoryStore:
         for key, _ in items:
             check_key(key)
         seconds = _seconds(ttl)
-        with self:
+        with self._critical:
             now = self._clock()
             writes = [self._prepare(key, value, now, seconds, False) for key, value in items]
             for write in writes:
@@ -368,7 +381,7 @@ class SyncMemoryStore:
         """Store *value* only if *key* is absent. See `MemoryStore.add`."""
         check_key(key)
         seconds = _seconds(ttl)
-        with self:
+        with self._critical:
             now = self._clock()
             if self._live(key, now) is not None:
                 return False
@@ -382,7 +395,7 @@ class SyncMemoryStore:
         if not isinstance(delta, int) or isinstance(delta, bool):
             msg = f"delta must be an int, not {type(delta).__name__}"
             raise TypeError(msg)
-        with self:
+        with self._critical:
             now = self._clock()
             entry = self._live(key, now)
             if entry is None:
@@ -401,7 +414,7 @@ class SyncMemoryStore:
         """Give *key* a new write deadline. See `MemoryStore.expire`."""
         check_key(key)
         seconds = as_seconds(ttl, what="ttl")
-        with self:
+        with self._critical:
             now = self._clock()
             entry = self._live(key, now)
             if entry is None:
@@ -412,7 +425,7 @@ class SyncMemoryStore:
 
     def persist(self, key: str) -> bool:
         """Remove the write deadline of *key*. See `MemoryStore.persist`."""
-        with self:
+        with self._critical:
             entry = self._live(key, self._clock())
             if entry is None:
                 return False
@@ -429,7 +442,7 @@ class SyncMemoryStore:
 
     def touch(self, key: str) -> bool:
         """Count a use of *key*. See `MemoryStore.touch`."""
-        with self:
+        with self._critical:
             now = self._clock()
             entry = self._live(key, now)
             if entry is None:
@@ -441,7 +454,7 @@ class SyncMemoryStore:
 
     def delete(self, key: str) -> bool:
         """Remove *key*. See `MemoryStore.delete`."""
-        with self:
+        with self._critical:
             entry = self._live(key, self._clock())
             if entry is None:
                 return False
@@ -451,7 +464,7 @@ class SyncMemoryStore:
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove every key of *keys*. See `MemoryStore.delete_many`."""
         keys = _keys(keys)
-        with self:
+        with self._critical:
             now = self._clock()
             removed = 0
             for key in keys:
@@ -463,7 +476,7 @@ class SyncMemoryStore:
 
     def pop(self, key: str, default: Any = None) -> Any:
         """Remove *key* and return its value. See `MemoryStore.pop`."""
-        with self:
+        with self._critical:
             entry = self._live(key, self._clock())
             if entry is None:
                 return default
@@ -472,7 +485,7 @@ class SyncMemoryStore:
 
     def clear(self) -> None:
         """Remove every entry. See `MemoryStore.clear`."""
-        with self:
+        with self._critical:
             now = self._clock()
             for entry in list(self._data.values()):
                 expired = entry[0] <= now
@@ -480,7 +493,7 @@ class SyncMemoryStore:
 
     def purge_expired(self) -> int:
         """Remove every expired entry now. See `MemoryStore.purge_expired`."""
-        with self:
+        with self._critical:
             expired = self._index[: self._expired_count(self._clock())]
             for entry in expired:
                 self._drop(entry, RemovalCause.EXPIRED)
