@@ -164,6 +164,14 @@ class SyncMemoryStore:
             return (min(hard, soft), key, value, hard, soft)
         return (hard, key, value)
 
+    def _write_deadline(self, entry: Entry) -> float:
+        deadline: float = entry[3] if self._tracks_use else entry[0]
+        return deadline
+
+    def _set_write_deadline(self, entry: Entry, hard: float) -> None:
+        soft = entry[4] if self._tracks_use else _INF
+        self._swap(entry, self._entry(entry[1], entry[2], hard, soft))
+
     def _swap(self, old: Entry, new: Entry) -> None:
         """Put *new* where *old* was, in the dict and the index."""
         self._data[new[1]] = new
@@ -231,7 +239,7 @@ class SyncMemoryStore:
         if keep_ttl and ttl is None:
             current = self._data.get(key)
             if current is not None and current[0] > now:
-                hard = current[3] if self._tracks_use else current[0]
+                hard = self._write_deadline(current)
                 return key, value, hard, self._use_deadline(key, value, now), weight
         hard, soft = self._deadlines(key, value, now, ttl)
         return key, value, hard, soft, weight
@@ -419,8 +427,7 @@ class SyncMemoryStore:
             entry = self._live(key, now)
             if entry is None:
                 return False
-            soft = entry[4] if self._tracks_use else _INF
-            self._swap(entry, self._entry(key, entry[2], now + seconds, soft))
+            self._set_write_deadline(entry, now + seconds)
             return True
 
     def persist(self, key: str) -> bool:
@@ -429,15 +436,9 @@ class SyncMemoryStore:
             entry = self._live(key, self._clock())
             if entry is None:
                 return False
-            if self._tracks_use:
-                if entry[3] == _INF:
-                    return False
-                new = self._entry(key, entry[2], _INF, entry[4])
-            else:
-                if entry[0] == _INF:
-                    return False
-                new = (_INF, key, entry[2])
-            self._swap(entry, new)
+            if self._write_deadline(entry) == _INF:
+                return False
+            self._set_write_deadline(entry, _INF)
             return True
 
     def touch(self, key: str) -> bool:
