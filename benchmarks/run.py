@@ -1,0 +1,443 @@
+"""Benchmark lapse against its peers, in one process, interleaved, median of repeats.
+
+    ./scripts/bench            # N = 1k, 100k, 1M; about 10 minutes on 2 cores
+    ./scripts/bench --quick    # N = 1k, 100k, fewer operations; under a minute
+
+Writes ``benchmarks/results/results.json`` and ``results.md``, and the plots of the docs'
+Performance page (``docs/img/``). Every number is nanoseconds per operation unless said
+otherwise; ratios are taken between subjects measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import gc
+import itertools
+import json
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+from collections import OrderedDict
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from subjects import LONG_TTL, SUBJECTS, Ops
+
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+IMAGES = HERE.parent / "docs" / "img"
+
+LAPSE = "lapse MemoryStore (TTL+LRU)"
+LAPSE_SYNC = "lapse store.sync (TTL+LRU)"
+ASYNC_FLOOR = "async floor"
+TLRU = "cachetools TLRUCache"
+LRU_PEERS = [
+    LAPSE,
+    LAPSE_SYNC,
+    TLRU,
+    "cachetools TTLCache",
+    "cachetools LRUCache",
+    "cachebox LRUCache",
+    "cachebox VTTLCache",
+    "theine Cache",
+    "cashews mem://",
+    "cashews Memory (raw)",
+]
+MEMORY_SUBJECTS = [
+    LAPSE,
+    "dict floor",
+    TLRU,
+    "cachebox VTTLCache",
+    "theine Cache",
+    "aiocache SimpleMemoryCache",
+    "cashews Memory (raw)",
+]
+
+
+async def timed(ops: Ops, calls: list[tuple[Any, ...]], fn: Callable[..., Any]) -> float:
+    """Run fn(*call) for every call; return nanoseconds per call."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        if ops.is_async:
+            for call in calls:
+                await fn(*call)
+        else:
+            for call in calls:
+                fn(*call)
+        elapsed = time.perf_counter() - start
+    finally:
+        gc.enable()
+    return elapsed / len(calls) * 1e9
+
+
+async def fill(ops: Ops, keys: list[str]) -> None:
+    for key in keys:
+        result = ops.set(key, key, LONG_TTL)
+        if ops.is_async:
+            await result
+
+
+def zipf_trace(n: int, length: int, rng: random.Random, s: float = 1.0) -> list[str]:
+    cumulative = list(itertools.accumulate(1 / (i**s) for i in range(1, n + 1)))
+    total = cumulative[-1]
+    ranks = [bisect.bisect_left(cumulative, rng.random() * total) for _ in range(length)]
+    permutation = list(range(n))
+    rng.shuffle(permutation)  # popular keys are not the first ones inserted
+    return [f"key{permutation[r]}" for r in ranks]
+
+
+def lru_reference_hits(trace: list[str], bound: int) -> int:
+    order: OrderedDict[str, None] = OrderedDict()
+    hits = 0
+    for key in trace:
+        if key in order:
+            hits += 1
+            order.move_to_end(key)
+        else:
+            order[key] = None
+            if len(order) > bound:
+                order.popitem(last=False)
+    return hits
+
+
+async def mixed(ops: Ops, trace: list[str]) -> tuple[float, int]:
+    """Cache-aside: get, and set on a miss. Returns ns/op and hits."""
+    hits = 0
+    get, set_, hit = ops.get, ops.set, ops.hit
+    gc.collect()
+    start = time.perf_counter()
+    if ops.is_async:
+        for key in trace:
+            if hit(await get(key)):
+                hits += 1
+            else:
+                await set_(key, key, LONG_TTL)
+    else:
+        for key in trace:
+            if hit(get(key)):
+                hits += 1
+            else:
+                set_(key, key, LONG_TTL)
+    return (time.perf_counter() - start) / len(trace) * 1e9, hits
+
+
+async def scenario_n(n: int, ops_count: int, repeats: int, rng: random.Random) -> dict[str, Any]:
+    keys = [f"key{i}" for i in range(n)]
+    hit_calls = [(keys[rng.randrange(n)],) for _ in range(ops_count)]
+    miss_calls = [(f"miss{i}",) for i in range(ops_count)]
+    set_calls = [
+        (keys[rng.randrange(n)], i, rng.uniform(600, 7200)) for i in range(ops_count)
+    ]
+    built: dict[str, Ops] = {}
+    for name, subject in SUBJECTS.items():
+        ops = subject.build(n)
+        await fill(ops, keys)
+        if ops.size() != n:
+            msg = f"{name} holds {ops.size()} entries after filling {n}"
+            raise RuntimeError(msg)
+        built[name] = ops
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {"get_hit": [], "get_miss": [], "set_ttl": []} for name in built
+    }
+    for _ in range(repeats):
+        for name, ops in built.items():  # interleaved: every subject once per repeat
+            samples[name]["get_hit"].append(await timed(ops, hit_calls, ops.get))
+            samples[name]["get_miss"].append(await timed(ops, miss_calls, ops.get))
+            if SUBJECTS[name].per_key_ttl or name in {"dict floor", ASYNC_FLOOR}:
+                samples[name]["set_ttl"].append(await timed(ops, set_calls, ops.set))
+    del built
+    gc.collect()
+    # Mixed, skewed workload under an LRU bound of n / 10.
+    bound = max(n // 10, 10)
+    trace = zipf_trace(n, ops_count, rng)
+    reference = lru_reference_hits(trace, bound)
+    mixed_samples: dict[str, list[float]] = {name: [] for name in LRU_PEERS}
+    mixed_hits: dict[str, int] = {}
+    for _ in range(repeats):
+        for name in LRU_PEERS:
+            ops = SUBJECTS[name].build(bound)
+            ns, hits = await mixed(ops, trace)
+            mixed_samples[name].append(ns)
+            mixed_hits[name] = hits
+            del ops
+    result: dict[str, Any] = {
+        name: {scenario: statistics.median(v) for scenario, v in s.items() if v}
+        for name, s in samples.items()
+    }
+    for name in LRU_PEERS:
+        result[name]["mixed"] = statistics.median(mixed_samples[name])
+        result[name]["mixed_hit_ratio"] = mixed_hits[name] / len(trace)
+    result["_mixed_reference_hit_ratio"] = reference / len(trace)
+    return result
+
+
+async def churn(writes: int, window_seconds: float, rate: float) -> dict[str, Any]:
+    """Short-lived keys and no reads: how many entries does each store hold?"""
+    import cachetools  # noqa: PLC0415
+
+    from lapse import TTL, MemoryStore  # noqa: PLC0415
+    from lapse.testing import ManualClock  # noqa: PLC0415
+
+    step = 1 / rate
+    window_keys = int(window_seconds * rate)
+    clock = ManualClock()
+    store = MemoryStore(expiry=TTL(window_seconds), clock=clock)
+    peak = 0
+    start = time.perf_counter()
+    for i in range(writes):
+        await store.set(f"k{i}", i)
+        clock.advance(step)
+        if i % 64 == 0:
+            peak = max(peak, len(store.sync._data))  # noqa: SLF001 -- entries held, live or not
+    lapse_ns = (time.perf_counter() - start) / writes * 1e9
+    timer = ManualClock()
+    cache: cachetools.TTLCache[str, int] = cachetools.TTLCache(
+        maxsize=10**9, ttl=window_seconds, timer=timer
+    )
+    cache_peak = 0
+    start = time.perf_counter()
+    for i in range(writes):
+        cache[f"k{i}"] = i
+        timer.advance(step)
+        if i % 64 == 0:
+            cache_peak = max(cache_peak, cache.currsize)
+    cachetools_ns = (time.perf_counter() - start) / writes * 1e9
+    return {
+        "writes": writes,
+        "window_keys": window_keys,
+        "lapse_peak_held": peak,
+        "lapse_ns": lapse_ns,
+        "cachetools_ttl_peak_held": cache_peak,
+        "cachetools_ttl_ns": cachetools_ns,
+    }
+
+
+def memory(n: int) -> dict[str, float]:
+    """Bytes per entry, each subject in a fresh interpreter (RSS growth / entries)."""
+    out = {}
+    for name in MEMORY_SUBJECTS:
+        proc = subprocess.run(  # noqa: S603
+            [sys.executable, str(HERE / "memory.py"), name, str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out[name] = float(proc.stdout.strip())
+    return out
+
+
+def versions() -> dict[str, str]:
+    names = ["lapse", "cachetools", "cachebox", "theine", "aiocache", "cashews"]
+    found = {name: metadata.version(name) for name in names}
+    found["python"] = platform.python_version()
+    found["machine"] = f"{platform.machine()}, {platform.system()}, {_cores()} cores"
+    return found
+
+
+def _cores() -> int:
+    import os  # noqa: PLC0415
+
+    return os.cpu_count() or 0
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The issue's targets, checked against this run."""
+    by_n = results["by_n"]
+    ns = sorted(by_n, key=int)
+    rows: list[tuple[str, str, bool]] = []
+    for n in ns:
+        r = by_n[n]
+        lapse = r[LAPSE]["get_hit"]
+        checks = [
+            (TLRU, 3.0),
+            ("aiocache SimpleMemoryCache", 4.0),
+            ("cashews mem://", 4.0),
+            ("cashews Memory (raw)", 1.2),
+        ]
+        for peer, need in checks:
+            speedup = ratio(r[peer]["get_hit"], lapse)
+            rows.append((f"1. get hit N={n}: vs {peer} >= {need}x", f"{speedup:.2f}x", speedup >= need))
+        floor = ratio(lapse, r[ASYNC_FLOOR]["get_hit"])
+        rows.append((f"1. get hit N={n}: within 2.5x of async floor", f"{floor:.2f}x", floor <= 2.5))
+        lapse_set = r[LAPSE]["set_ttl"]
+        for peer, need in [(TLRU, 2.0), ("aiocache SimpleMemoryCache", 5.0), ("cashews mem://", 5.0)]:
+            speedup = ratio(r[peer]["set_ttl"], lapse_set)
+            rows.append((f"2. set+TTL N={n}: vs {peer} >= {need}x", f"{speedup:.2f}x", speedup >= need))
+        speedup = ratio(r[TLRU]["mixed"], r[LAPSE]["mixed"])
+        rows.append((f"3. mixed N={n}: vs {TLRU} >= 2x", f"{speedup:.2f}x", speedup >= 2.0))
+        exact = r[LAPSE]["mixed_hit_ratio"] == r["_mixed_reference_hit_ratio"]
+        rows.append(
+            (
+                f"3. mixed N={n}: hit ratio equals OrderedDict LRU",
+                f"{r[LAPSE]['mixed_hit_ratio']:.4f} vs {r['_mixed_reference_hit_ratio']:.4f}",
+                exact,
+            )
+        )
+        sync = ratio(r[LAPSE_SYNC]["get_hit"], r["cachetools LRUCache"]["get_hit"])
+        rows.append((f"6. sync get N={n}: within 1.2x of cachetools LRUCache", f"{sync:.2f}x", sync <= 1.2))
+    small, large = by_n[ns[0]], by_n[ns[-1]]
+    growth = ratio(
+        ratio(large[LAPSE]["get_hit"], large[ASYNC_FLOOR]["get_hit"]),
+        ratio(small[LAPSE]["get_hit"], small[ASYNC_FLOOR]["get_hit"]),
+    )
+    rows.append((f"4. growth N={ns[-1]} vs N={ns[0]} (vs async floor) <= 1.5", f"{growth:.2f}", growth <= 1.5))
+    mem = results["memory_bytes_per_entry"]
+    peers = [TLRU, "theine Cache", "aiocache SimpleMemoryCache", "cashews Memory (raw)"]
+    below = all(mem[LAPSE] < mem[p] for p in peers)
+    rows.append((f"5. memory at N={results['memory_n']}: <= 200 B/entry", f"{mem[LAPSE]:.0f} B", mem[LAPSE] <= 200))
+    rows.append(("5. memory below cachetools, theine, aiocache, cashews", "yes" if below else "no", below))
+    c = results["churn"]
+    bounded = c["lapse_peak_held"] <= c["window_keys"] + 8
+    rows.append(
+        (
+            "7. churn: held <= window + small constant",
+            f"{c['lapse_peak_held']} held, window {c['window_keys']}",
+            bounded,
+        )
+    )
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["# Benchmark results", ""]
+    v = results["versions"]
+    lines.append(
+        "Machine: " + v["machine"] + f"; Python {v['python']}; "
+        + ", ".join(f"{k} {v[k]}" for k in ["lapse", "cachetools", "cachebox", "theine", "aiocache", "cashews"])
+        + "."
+    )
+    lines.append(
+        f"{results['ops']} operations per sample, median of {results['repeats']} interleaved repeats; "
+        "ns per operation (lower is better)."
+    )
+    lines.append("")
+    ns = sorted(results["by_n"], key=int)
+    for scenario, title in [
+        ("get_hit", "get, hit"),
+        ("get_miss", "get, miss"),
+        ("set_ttl", "set with a per-key TTL (overwrite)"),
+        ("mixed", "mixed Zipf workload (get, set on miss) under an LRU bound of N/10"),
+    ]:
+        lines += [f"## {title}", "", "| subject | " + " | ".join(f"N={n}" for n in ns) + " |"]
+        lines.append("|---|" + "---|" * len(ns))
+        for name in SUBJECTS:
+            cells = [results["by_n"][n].get(name, {}).get(scenario) for n in ns]
+            if all(c is None for c in cells):
+                continue
+            lines.append(
+                f"| {name} | " + " | ".join("" if c is None else f"{c:,.0f}" for c in cells) + " |"
+            )
+        if scenario == "mixed":
+            lines.append(
+                "| hit ratio: exact LRU (OrderedDict) | "
+                + " | ".join(f"{results['by_n'][n]['_mixed_reference_hit_ratio']:.1%}" for n in ns)
+                + " |"
+            )
+            for name in LRU_PEERS:
+                lines.append(
+                    f"| hit ratio: {name} | "
+                    + " | ".join(f"{results['by_n'][n][name]['mixed_hit_ratio']:.1%}" for n in ns)
+                    + " |"
+                )
+        lines.append("")
+    lines += [f"## Memory per entry at N={results['memory_n']} (per-key TTL)", "", "| subject | bytes |", "|---|---|"]
+    for name, b in results["memory_bytes_per_entry"].items():
+        lines.append(f"| {name} | {b:.0f} |")
+    c = results["churn"]
+    lines += [
+        "",
+        "## Expiry churn (no reads)",
+        "",
+        f"{c['writes']:,} writes of keys with a TTL of one window ({c['window_keys']:,} keys); "
+        f"peak entries held: lapse {c['lapse_peak_held']:,} ({c['lapse_ns']:,.0f} ns/write), "
+        f"cachetools TTLCache {c['cachetools_ttl_peak_held']:,} ({c['cachetools_ttl_ns']:,.0f} ns/write).",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for target, measured, ok in targets(results):
+        lines.append(f"| {target} | {measured} | {'yes' if ok else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(results: dict[str, Any]) -> None:
+    import matplotlib as mpl  # noqa: PLC0415
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    ns = sorted(results["by_n"], key=int)
+    for scenario, title in [
+        ("get_hit", "get (hit)"),
+        ("set_ttl", "set with per-key TTL"),
+        ("mixed", "mixed Zipf workload, LRU bound N/10"),
+    ]:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for name in SUBJECTS:
+            values = [results["by_n"][n].get(name, {}).get(scenario) for n in ns]
+            if any(v is None for v in values):
+                continue
+            style = "-o" if name.startswith("lapse") else "--."
+            ax.plot([int(n) for n in ns], [1e9 / v for v in values], style, label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("N (keys)")
+        ax.set_ylabel("operations per second")
+        ax.set_title(title)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+        fig.tight_layout()
+        fig.savefig(IMAGES / f"bench-{scenario}.png", dpi=90)
+        plt.close(fig)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="N = 1k and 100k, fewer operations")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args()
+    sizes = [1_000, 100_000] if args.quick else [1_000, 100_000, 1_000_000]
+    ops = 20_000 if args.quick else 200_000
+    repeats = 1 if args.quick else 3
+    rng = random.Random(2026)
+    results: dict[str, Any] = {"ops": ops, "repeats": repeats, "versions": versions(), "by_n": {}}
+    for n in sizes:
+        print(f"N={n} ...", file=sys.stderr, flush=True)
+        results["by_n"][str(n)] = await scenario_n(n, ops, repeats, rng)
+    results["memory_n"] = 100_000 if args.quick else 1_000_000
+    print("memory ...", file=sys.stderr, flush=True)
+    results["memory_bytes_per_entry"] = memory(results["memory_n"])
+    print("churn ...", file=sys.stderr, flush=True)
+    results["churn"] = await churn(ops * 2, window_seconds=10.0, rate=1000.0)
+    results["targets"] = [
+        {"target": t, "measured": m, "met": ok} for t, m, ok in targets(results)
+    ]
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    (RESULTS / f"results{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (RESULTS / f"results{suffix}.md").write_text(table)
+    if not args.no_plots and not args.quick:
+        plots(results)
+    print(table)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
