@@ -136,9 +136,7 @@ async def scenario_n(n: int, ops_count: int, repeats: int, rng: random.Random) -
     keys = [f"key{i}" for i in range(n)]
     hit_calls = [(keys[rng.randrange(n)],) for _ in range(ops_count)]
     miss_calls = [(f"miss{i}",) for i in range(ops_count)]
-    set_calls = [
-        (keys[rng.randrange(n)], i, rng.uniform(600, 7200)) for i in range(ops_count)
-    ]
+    set_calls = [(keys[rng.randrange(n)], i, rng.uniform(600, 7200)) for i in range(ops_count)]
     built: dict[str, Ops] = {}
     for name, subject in SUBJECTS.items():
         ops = subject.build(n)
@@ -199,13 +197,13 @@ async def churn(writes: int, window_seconds: float, rate: float) -> dict[str, An
         await store.set(f"k{i}", i)
         clock.advance(step)
         if i % 64 == 0:
-            peak = max(peak, len(store.sync._data))  # noqa: SLF001 -- entries held, live or not
+            peak = max(peak, len(store.sync._data))
     lapse_ns = (time.perf_counter() - start) / writes * 1e9
     timer = ManualClock()
     cache: cachetools.TTLCache[str, int] = cachetools.TTLCache(
         maxsize=10**9, ttl=window_seconds, timer=timer
     )
-    cache_peak = 0
+    cache_peak = 0.0
     start = time.perf_counter()
     for i in range(writes):
         cache[f"k{i}"] = i
@@ -271,13 +269,23 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ]
         for peer, need in checks:
             speedup = ratio(r[peer]["get_hit"], lapse)
-            rows.append((f"1. get hit N={n}: vs {peer} >= {need}x", f"{speedup:.2f}x", speedup >= need))
+            rows.append(
+                (f"1. get hit N={n}: vs {peer} >= {need}x", f"{speedup:.2f}x", speedup >= need)
+            )
         floor = ratio(lapse, r[ASYNC_FLOOR]["get_hit"])
-        rows.append((f"1. get hit N={n}: within 2.5x of async floor", f"{floor:.2f}x", floor <= 2.5))
+        rows.append(
+            (f"1. get hit N={n}: within 2.5x of async floor", f"{floor:.2f}x", floor <= 2.5)
+        )
         lapse_set = r[LAPSE]["set_ttl"]
-        for peer, need in [(TLRU, 2.0), ("aiocache SimpleMemoryCache", 5.0), ("cashews mem://", 5.0)]:
+        for peer, need in [
+            (TLRU, 2.0),
+            ("aiocache SimpleMemoryCache", 5.0),
+            ("cashews mem://", 5.0),
+        ]:
             speedup = ratio(r[peer]["set_ttl"], lapse_set)
-            rows.append((f"2. set+TTL N={n}: vs {peer} >= {need}x", f"{speedup:.2f}x", speedup >= need))
+            rows.append(
+                (f"2. set+TTL N={n}: vs {peer} >= {need}x", f"{speedup:.2f}x", speedup >= need)
+            )
         speedup = ratio(r[TLRU]["mixed"], r[LAPSE]["mixed"])
         rows.append((f"3. mixed N={n}: vs {TLRU} >= 2x", f"{speedup:.2f}x", speedup >= 2.0))
         exact = r[LAPSE]["mixed_hit_ratio"] == r["_mixed_reference_hit_ratio"]
@@ -289,18 +297,34 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             )
         )
         sync = ratio(r[LAPSE_SYNC]["get_hit"], r["cachetools LRUCache"]["get_hit"])
-        rows.append((f"6. sync get N={n}: within 1.2x of cachetools LRUCache", f"{sync:.2f}x", sync <= 1.2))
+        rows.append(
+            (f"6. sync get N={n}: within 1.2x of cachetools LRUCache", f"{sync:.2f}x", sync <= 1.2)
+        )
     small, large = by_n[ns[0]], by_n[ns[-1]]
     growth = ratio(
         ratio(large[LAPSE]["get_hit"], large[ASYNC_FLOOR]["get_hit"]),
         ratio(small[LAPSE]["get_hit"], small[ASYNC_FLOOR]["get_hit"]),
     )
-    rows.append((f"4. growth N={ns[-1]} vs N={ns[0]} (vs async floor) <= 1.5", f"{growth:.2f}", growth <= 1.5))
+    rows.append(
+        (
+            f"4. growth N={ns[-1]} vs N={ns[0]} (vs async floor) <= 1.5",
+            f"{growth:.2f}",
+            growth <= 1.5,
+        )
+    )
     mem = results["memory_bytes_per_entry"]
     peers = [TLRU, "theine Cache", "aiocache SimpleMemoryCache", "cashews Memory (raw)"]
     below = all(mem[LAPSE] < mem[p] for p in peers)
-    rows.append((f"5. memory at N={results['memory_n']}: <= 200 B/entry", f"{mem[LAPSE]:.0f} B", mem[LAPSE] <= 200))
-    rows.append(("5. memory below cachetools, theine, aiocache, cashews", "yes" if below else "no", below))
+    rows.append(
+        (
+            f"5. memory at N={results['memory_n']}: <= 200 B/entry",
+            f"{mem[LAPSE]:.0f} B",
+            mem[LAPSE] <= 200,
+        )
+    )
+    rows.append(
+        ("5. memory below cachetools, theine, aiocache, cashews", "yes" if below else "no", below)
+    )
     c = results["churn"]
     bounded = c["lapse_peak_held"] <= c["window_keys"] + 8
     rows.append(
@@ -317,8 +341,13 @@ def markdown(results: dict[str, Any]) -> str:
     lines = ["# Benchmark results", ""]
     v = results["versions"]
     lines.append(
-        "Machine: " + v["machine"] + f"; Python {v['python']}; "
-        + ", ".join(f"{k} {v[k]}" for k in ["lapse", "cachetools", "cachebox", "theine", "aiocache", "cashews"])
+        "Machine: "
+        + v["machine"]
+        + f"; Python {v['python']}; "
+        + ", ".join(
+            f"{k} {v[k]}"
+            for k in ["lapse", "cachetools", "cachebox", "theine", "aiocache", "cashews"]
+        )
         + "."
     )
     lines.append(
@@ -355,7 +384,12 @@ def markdown(results: dict[str, Any]) -> str:
                     + " |"
                 )
         lines.append("")
-    lines += [f"## Memory per entry at N={results['memory_n']} (per-key TTL)", "", "| subject | bytes |", "|---|---|"]
+    lines += [
+        f"## Memory per entry at N={results['memory_n']} (per-key TTL)",
+        "",
+        "| subject | bytes |",
+        "|---|---|",
+    ]
     for name, b in results["memory_bytes_per_entry"].items():
         lines.append(f"| {name} | {b:.0f} |")
     c = results["churn"]
@@ -426,9 +460,7 @@ async def main() -> None:
     results["memory_bytes_per_entry"] = memory(results["memory_n"])
     print("churn ...", file=sys.stderr, flush=True)
     results["churn"] = await churn(ops * 2, window_seconds=10.0, rate=1000.0)
-    results["targets"] = [
-        {"target": t, "measured": m, "met": ok} for t, m, ok in targets(results)
-    ]
+    results["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(results)]
     RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
     (RESULTS / f"results{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -104,7 +104,7 @@ def _cachetools_tlru(n: int) -> Ops:
 def _cachetools_ttl(n: int) -> Ops:
     import cachetools  # noqa: PLC0415
 
-    cache = cachetools.TTLCache(maxsize=n, ttl=LONG_TTL, timer=time.monotonic)
+    cache: Any = cachetools.TTLCache(maxsize=n, ttl=LONG_TTL, timer=time.monotonic)
 
     def set_(key: str, value: Any, ttl: float) -> None:
         cache[key] = value
@@ -115,7 +115,7 @@ def _cachetools_ttl(n: int) -> Ops:
 def _cachetools_lru(n: int) -> Ops:
     import cachetools  # noqa: PLC0415
 
-    cache = cachetools.LRUCache(maxsize=n)
+    cache: Any = cachetools.LRUCache(maxsize=n)
 
     def set_(key: str, value: Any, ttl: float) -> None:
         cache[key] = value
@@ -154,9 +154,7 @@ def _theine(n: int) -> Ops:
     def set_(key: str, value: Any, ttl: float) -> None:
         cache.set(key, value, timedelta(seconds=ttl))
 
-    return Ops(
-        cache.get, set_, cache.__len__, is_async=False, hit=lambda result: bool(result[1])
-    )
+    return Ops(cache.get, set_, cache.__len__, is_async=False, hit=lambda result: bool(result[1]))
 
 
 def _aiocache(n: int) -> Ops:
@@ -167,7 +165,7 @@ def _aiocache(n: int) -> Ops:
     def set_(key: str, value: Any, ttl: float) -> Any:
         return cache.set(key, value, ttl=ttl)
 
-    return Ops(cache.get, set_, lambda: len(cache._cache), is_async=True)  # noqa: SLF001
+    return Ops(cache.get, set_, lambda: len(cache._cache), is_async=True)
 
 
 def _cashews(n: int) -> Ops:
@@ -180,7 +178,7 @@ def _cashews(n: int) -> Ops:
         return cache.set(key, value, expire=ttl)
 
     def size() -> int:
-        backend = next(iter(cache._backends.values()))  # noqa: SLF001
+        backend = next(iter(cache._backends.values()))
         return len(backend.store)
 
     return Ops(cache.get, set_, size, is_async=True)

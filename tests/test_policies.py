@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from collections import OrderedDict
 from datetime import timedelta
 
 import pytest
@@ -77,12 +78,15 @@ def test_lru_weigh_checks_the_weigher() -> None:
 
 def test_lru_evictor_tracks_weight() -> None:
     """The evictor's total weight follows adds, replacements and removals."""
-    evictor = LRU(max_weight=10, weigher=lambda k, v: 1).evictor()
-    evictor.add("a", 4)
-    evictor.add("b", 4)
-    evictor.add("a", 7)
+    order: OrderedDict[str, object] = OrderedDict()
+    evictor = LRU(max_weight=10, weigher=lambda k, v: 1).evictor(order)
+    for key, weight in [("a", 4), ("b", 4), ("a", 7)]:
+        order[key] = None  # the store adds the key, then tells the evictor
+        evictor.add(key, weight)
+    assert list(order) == ["b", "a"]
     assert evictor.weight == 11
     assert evictor.victim() == "b"
+    del order["b"]
     evictor.remove("b")
     assert evictor.weight == 7
     assert evictor.victim() is None

@@ -11,14 +11,25 @@ Layout of an entry (a tuple, so the expiry index orders entries without a key fu
 
 Keys are unique, so ordering two entries never compares their values. Only entries
 with a finite deadline are in the index; the rest cost nothing there.
+
+With an eviction policy the dict is an `OrderedDict`, and it is also the evictor's key
+order (for `LRU`, the recency order), so the keys are held once.
+
+Locking: every operation that changes anything holds the lock. A `get` hit on a store
+without use deadlines takes no lock: it is one dict lookup, one comparison with the clock,
+one ``OrderedDict.move_to_end`` and one ``next()`` on an `itertools.count`, each a single
+step that is safe between threads; a miss or an expired entry goes on under the lock.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
+import time
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeAlias
@@ -27,7 +38,7 @@ import attrs
 
 from sortedcontainers import SortedList
 
-from ._clock import Clock, as_seconds
+from ._clock import Clock, as_seconds, monotonic
 from ._policies import TTL, EvictionPolicy, Evictor, ExpiryPolicy
 from ._store import RemovalCause, Stats
 
@@ -61,6 +72,11 @@ def _seconds(ttl: float | timedelta | None) -> float | None:
     return None if ttl is None else as_seconds(ttl, what="ttl")
 
 
+def _count(counter: itertools.count[int]) -> int:
+    """Read an `itertools.count` without advancing it."""
+    return int(repr(counter)[6:-1])  # "count(42)"
+
+
 def _check_lifetime(seconds: float, policy: object) -> float:
     if math.isnan(seconds):  # NaN would corrupt the order of the index
         msg = f"{policy!r} returned NaN as a lifetime"
@@ -86,19 +102,11 @@ class _CriticalSection:
     def __exit__(self, *exc_info: object) -> None:
         store = self._store
         events = store._events  # noqa: SLF001
-        if not events:
-            store._lock.release()  # noqa: SLF001
-            return
-        store._events = []  # noqa: SLF001
+        if events:
+            store._events = []  # noqa: SLF001
         store._lock.release()  # noqa: SLF001
-        on_remove = store._on_remove  # noqa: SLF001
-        for key, value, cause in events:
-            try:
-                on_remove(key, value, cause)  # type: ignore[misc]
-            except Exception:  # noqa: BLE001 -- a callback must never break the store
-                _log.warning(
-                    "on_remove callback failed for %r (%s)", key, cause.value, exc_info=True
-                )
+        if events:
+            store._notify(events)  # noqa: SLF001
 
 
 @attrs.define(eq=False)
@@ -118,13 +126,15 @@ class SyncMemoryStore:
     _clock: Clock
     _on_remove: OnRemove | None
     _tracks_use: bool = attrs.field(init=False)
+    _default_clock: bool = attrs.field(init=False)
+    _fixed_ttl: float | None = attrs.field(init=False)
+    _data: dict[str, Entry] = attrs.field(init=False)
     _evictor: Evictor | None = attrs.field(init=False)
     _use: Callable[[str], None] | None = attrs.field(init=False)
-    _data: dict[str, Entry] = attrs.field(init=False, factory=dict)
     _index: SortedList[Entry] = attrs.field(init=False, factory=SortedList)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     _events: list[tuple[str, Any, RemovalCause]] = attrs.field(init=False, factory=list)
-    _hits: int = attrs.field(init=False, default=0)
+    _hits: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
     _misses: int = attrs.field(init=False, default=0)
     _sets: int = attrs.field(init=False, default=0)
     _deletes: int = attrs.field(init=False, default=0)
@@ -133,9 +143,25 @@ class SyncMemoryStore:
     _critical: _CriticalSection = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._tracks_use = any(type(policy) is not TTL for policy in self._expiry)
-        self._evictor = None if self._eviction is None else self._eviction.evictor()
-        self._use = None if self._evictor is None else self._evictor.use
+        # The default clock is read inline on a hit: time.monotonic, looked up at call
+        # time as monotonic() does, so freezegun still moves it.
+        self._default_clock = self._clock is monotonic
+        # TTL policies fold into one constant lifetime; any other policy is asked each time.
+        all_ttl = all(type(policy) is TTL for policy in self._expiry)
+        self._tracks_use = not all_ttl
+        self._fixed_ttl = (
+            min((policy.seconds for policy in self._expiry), default=_INF)  # type: ignore[attr-defined]
+            if all_ttl
+            else None
+        )
+        if self._eviction is None:
+            self._data = {}
+            self._evictor = self._use = None
+        else:
+            order: OrderedDict[str, Entry] = OrderedDict()
+            self._data = order
+            self._evictor = self._eviction.evictor(order)
+            self._use = self._evictor.use
         self._critical = _CriticalSection(self)
 
     # -- primitives, called with the lock held -----------------------------------------
@@ -145,10 +171,11 @@ class SyncMemoryStore:
     ) -> tuple[float, float]:
         """Return the (write, use) deadlines of *value* written to *key* at *now*."""
         if ttl is None:
-            ttl = _INF
-            for policy in self._expiry:
-                seconds = _check_lifetime(policy.after_write(key, value), policy)
-                ttl = min(ttl, seconds)
+            ttl = self._fixed_ttl
+            if ttl is None:
+                ttl = _INF
+                for policy in self._expiry:
+                    ttl = min(ttl, _check_lifetime(policy.after_write(key, value), policy))
         return now + ttl, self._use_deadline(key, value, now)
 
     def _use_deadline(self, key: str, value: Any, now: float) -> float:
@@ -195,6 +222,17 @@ class SyncMemoryStore:
             self._deletes += 1
         self._report(key, entry[2], cause)
 
+    def _notify(self, events: list[tuple[str, Any, RemovalCause]]) -> None:
+        """Call on_remove for *events*, outside the lock, so that it may use the store."""
+        on_remove = self._on_remove
+        for key, value, cause in events:
+            try:
+                on_remove(key, value, cause)  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 -- a callback must never break the store
+                _log.warning(
+                    "on_remove callback failed for %r (%s)", key, cause.value, exc_info=True
+                )
+
     def _report(self, key: str, value: Any, cause: RemovalCause) -> None:
         if self._on_remove is not None:
             self._events.append((key, value, cause))
@@ -225,7 +263,7 @@ class SyncMemoryStore:
         if entry is None:
             self._misses += 1
             return None
-        self._hits += 1
+        next(self._hits)
         return self._used(entry, now)
 
     def _weigh(self, key: str, value: Any) -> int:
@@ -288,23 +326,29 @@ class SyncMemoryStore:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of *key*, or *default*. See `MemoryStore.get`."""
-        # The hit path of a store without use deadlines, inlined: no allocation, one lock.
-        lock = self._lock
-        lock.acquire()
+        # The hit path of a store without use deadlines: no lock, no allocation.
+        # MemoryStore.get inlines the same lines; keep them alike.
         try:
-            try:
-                entry = self._data.get(key)
-            except TypeError:  # unhashable: the slow path names the problem
-                entry = None
-            if entry is not None and not self._tracks_use:
-                expires = entry[0]
-                if expires == _INF or expires > self._clock():
-                    if self._use is not None:
-                        self._use(key)
-                    self._hits += 1
-                    return entry[2]
-        finally:
-            lock.release()
+            entry = self._data.get(key)
+        except TypeError:  # unhashable: the locked path names the problem
+            entry = None
+        if entry is not None and not self._tracks_use:
+            expires = entry[0]
+            if expires == _INF or expires > (
+                time.monotonic() if self._default_clock else self._clock()
+            ):
+                use = self._use
+                if use is not None:
+                    try:  # noqa: SIM105 -- suppress() costs a context manager per hit
+                        use(key)
+                    except KeyError:  # removed by another thread since the lookup
+                        pass
+                next(self._hits)
+                return entry[2]
+        return self.get_locked(key, default)
+
+    def get_locked(self, key: str, default: Any = None) -> Any:
+        """`get`, under the lock: for misses, expired entries and use deadlines."""
         with self._critical:
             entry = self._read(key, self._clock())
             return default if entry is None else entry[2]
@@ -352,7 +396,7 @@ class SyncMemoryStore:
         """Return a snapshot of the counters. See `MemoryStore.stats`."""
         with self._critical:
             return Stats(
-                hits=self._hits,
+                hits=_count(self._hits),
                 misses=self._misses,
                 sets=self._sets,
                 deletes=self._deletes,
@@ -367,10 +411,20 @@ class SyncMemoryStore:
         """Store *value* under *key*. See `MemoryStore.set`."""
         check_key(key)
         seconds = _seconds(ttl)
-        with self._critical:
+        # The critical section written out: set is hot, and a `with` costs a few calls.
+        lock = self._lock
+        lock.acquire()
+        try:
             now = self._clock()
             self._write(self._prepare(key, value, now, seconds, keep_ttl), now)
             self._trim(now)
+        finally:
+            events = self._events
+            if events:
+                self._events = []
+            lock.release()
+        if events:
+            self._notify(events)
 
     def set_many(self, mapping: Mapping[str, Any], *, ttl: TTLArg = None) -> None:
         """Store every item of *mapping*, all or nothing. See `MemoryStore.set_many`."""

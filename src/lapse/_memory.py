@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+import itertools
+import math
+import time
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +16,9 @@ from ._clock import Clock, monotonic
 from ._engine import OnRemove, SyncMemoryStore, TTLArg
 from ._policies import EvictionPolicy, ExpiryPolicy
 from ._store import Stats
+
+
+_INF = math.inf
 
 
 def _is_expiry_policy(policy: object) -> bool:
@@ -79,6 +86,12 @@ class MemoryStore:
     clock: Clock = monotonic
     on_remove: OnRemove | None = None
     _sync: SyncMemoryStore = attrs.field(init=False, repr=False)
+    # The engine's state that get's hit path reads, held here to save attribute hops.
+    _data: dict[str, Any] = attrs.field(init=False, repr=False)
+    _plain: bool = attrs.field(init=False, repr=False)
+    _use: Callable[[str], None] | None = attrs.field(init=False, repr=False)
+    _hits: itertools.count[int] = attrs.field(init=False, repr=False)
+    _default_clock: bool = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         policies = _expiry_tuple(self.expiry)
@@ -95,7 +108,12 @@ class MemoryStore:
         if self.on_remove is not None and not callable(self.on_remove):
             msg = f"on_remove must be callable or None, got {self.on_remove!r}"
             raise TypeError(msg)
-        self._sync = SyncMemoryStore(policies, eviction, self.clock, self.on_remove)
+        self._sync = engine = SyncMemoryStore(policies, eviction, self.clock, self.on_remove)
+        self._data = engine._data  # noqa: SLF001
+        self._plain = not engine._tracks_use  # noqa: SLF001
+        self._use = engine._use  # noqa: SLF001
+        self._hits = engine._hits  # noqa: SLF001
+        self._default_clock = engine._default_clock  # noqa: SLF001
 
     @property
     def sync(self) -> SyncMemoryStore:
@@ -118,7 +136,25 @@ class MemoryStore:
         Raises:
             TypeError: *key* is not a ``str``.
         """
-        return self._sync.get(key, default)
+        # SyncMemoryStore.get's hit path, inlined: awaiting a coroutine costs enough already.
+        try:
+            entry = self._data.get(key)
+        except TypeError:
+            entry = None
+        if entry is not None and self._plain:
+            expires = entry[0]
+            if expires == _INF or expires > (
+                time.monotonic() if self._default_clock else self.clock()
+            ):
+                use = self._use
+                if use is not None:
+                    try:  # noqa: SIM105 -- suppress() costs a context manager per hit
+                        use(key)
+                    except KeyError:
+                        pass
+                next(self._hits)
+                return entry[2]
+        return self._sync.get_locked(key, default)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return ``{key: value}`` for the keys of *keys* that are live; absent keys are left out.

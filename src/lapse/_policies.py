@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -106,30 +105,55 @@ class Idle:
         return self.seconds
 
 
+class KeyOrder(Protocol):
+    """A store's keys in order, as an evictor sees them: first is oldest.
+
+    It is the store's own ordered mapping (a `collections.OrderedDict`). A new key is
+    added at the end. An evictor may reorder keys with `move_to_end`, and read the order
+    with ``iter()``, ``len()`` and ``in``; it must not change it in any other way, and must
+    treat the mapping's values as opaque.
+
+    Added in 0.1.
+    """
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __contains__(self, key: object) -> bool: ...
+
+    def move_to_end(self, key: str, last: bool = True) -> None:
+        """Move *key* to the end (``last=True``) or the start of the order."""
+        ...
+
+
 class Evictor(Protocol):
     """The per-store state of an eviction policy: which key leaves a full store.
 
     A store calls these methods under its lock, so an evictor needs no lock of its own;
-    they must not raise and must not use the store. Only live entries and expired entries
-    not yet purged are ever passed; the store itself prefers an expired entry to any
-    victim, so an evictor need not know about time.
+    they must not raise and must not use the store. The store prefers an expired entry to
+    any victim, so an evictor need not know about time.
 
     Added in 0.1.
     """
 
     def add(self, key: str, weight: int) -> None:
-        """*key* was written: a new key, or a new value of weight *weight* for a present one.
+        """*key* was written: it is new (and already last in the order) or was present.
 
-        A write is also a use.
+        *weight* is the new value's, from `EvictionPolicy.weigh`. A write is also a use.
         """
         ...
 
     def use(self, key: str) -> None:
-        """*key*, a present key, was read or touched."""
+        """*key*, a present key, was read or touched.
+
+        On a store without idle expiry this is called without the store's lock (reads
+        take no lock there), so it must be a single thread-safe step such as
+        ``OrderedDict.move_to_end``, and may find *key* gone: it may then raise `KeyError`,
+        which the store ignores.
+        """
         ...
 
     def remove(self, key: str) -> None:
-        """*key*, a present key, left the store."""
+        """*key* left the store; it is no longer in the order."""
         ...
 
     def victim(self) -> str | None:
@@ -150,8 +174,8 @@ class EvictionPolicy(Protocol):
         """
         ...
 
-    def evictor(self) -> Evictor:
-        """Return a new, empty evictor for one store."""
+    def evictor(self, order: KeyOrder) -> Evictor:
+        """Return a new evictor for one store, whose keys are *order*."""
         ...
 
 
@@ -230,47 +254,55 @@ class LRU:
             raise ValueError(msg)
         return weight
 
-    def evictor(self) -> LRUEvictor:
-        """Return a new `LRUEvictor` with this policy's bounds."""
-        return LRUEvictor(self.max_size, self.max_weight)
+    def evictor(self, order: KeyOrder) -> LRUEvictor:
+        """Return a new `LRUEvictor` with this policy's bounds over *order*."""
+        return LRUEvictor(order, self.max_size, self.max_weight)
 
 
 @attrs.define
 class LRUEvictor:
-    """The state of an `LRU` policy in one store: keys from least to most recently used.
+    """The state of an `LRU` policy in one store.
 
+    The store's own key order is the recency order: a use moves a key to the end, and the
+    victim is the first key. Nothing is kept per key unless there is a weight bound.
     Every method is `O(1)`.
 
     Attributes:
+        order: The store's keys, least recently used first.
         max_size: As in `LRU`.
         max_weight: As in `LRU`.
 
     Added in 0.1.
     """
 
+    order: KeyOrder
     max_size: int | None
     max_weight: int | None
-    _order: OrderedDict[str, int] = attrs.field(init=False, factory=OrderedDict)
+    use: Callable[[str], None] = attrs.field(init=False)
+    """Make a key the most recently used: the order's own ``move_to_end``."""
+    _weights: dict[str, int] | None = attrs.field(init=False)
     _weight: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        self.use = self.order.move_to_end
+        self._weights = None if self.max_weight is None else {}
 
     def add(self, key: str, weight: int) -> None:
         """Make *key* the most recently used, with *weight*. Runtime complexity: `O(1)`."""
-        order = self._order
-        self._weight += weight - order.get(key, 0)
-        order[key] = weight
-        order.move_to_end(key)
-
-    def use(self, key: str) -> None:
-        """Make *key* the most recently used. Runtime complexity: `O(1)`."""
-        self._order.move_to_end(key)
+        self.order.move_to_end(key)
+        weights = self._weights
+        if weights is not None:
+            self._weight += weight - weights.get(key, 0)
+            weights[key] = weight
 
     def remove(self, key: str) -> None:
-        """Forget *key*. Runtime complexity: `O(1)`."""
-        self._weight -= self._order.pop(key)
+        """Forget the weight of *key*. Runtime complexity: `O(1)`."""
+        if self._weights is not None:
+            self._weight -= self._weights.pop(key)
 
     def victim(self) -> str | None:
         """Return the least recently used key while over a bound. Runtime complexity: `O(1)`."""
-        order = self._order
+        order = self.order
         if (self.max_size is not None and len(order) > self.max_size) or (
             self.max_weight is not None and self._weight > self.max_weight
         ):
@@ -279,5 +311,5 @@ class LRUEvictor:
 
     @property
     def weight(self) -> int:
-        """The total weight of the keys tracked."""
+        """The total weight of the keys present."""
         return self._weight

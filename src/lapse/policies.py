@@ -12,6 +12,7 @@ from ._policies import (
     Evictor,
     ExpiryPolicy,
     Idle,
+    KeyOrder,
     LRUEvictor,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "Evictor",
     "ExpiryPolicy",
     "Idle",
+    "KeyOrder",
     "LRU",
     "LRUEvictor",
     "TTL",
