@@ -39,7 +39,7 @@ import attrs
 from sortedcontainers import SortedList
 
 from ._clock import Clock, as_seconds, monotonic
-from ._policies import TTL, EvictionPolicy, Evictor, ExpiryPolicy
+from ._policies import LRU, TTL, EvictionPolicy, Evictor, ExpiryPolicy
 from ._store import RemovalCause, Stats
 
 
@@ -69,7 +69,11 @@ def _keys(keys: Iterable[str]) -> list[str]:
 
 
 def _seconds(ttl: float | timedelta | None) -> float | None:
-    return None if ttl is None else as_seconds(ttl, what="ttl")
+    if ttl is None:
+        return None
+    if (ttl.__class__ is float or ttl.__class__ is int) and ttl > 0:  # the common case, fast
+        return ttl  # type: ignore[return-value]
+    return as_seconds(ttl, what="ttl")
 
 
 def _count(counter: itertools.count[int]) -> int:
@@ -131,6 +135,8 @@ class SyncMemoryStore:
     _data: dict[str, Entry] = attrs.field(init=False)
     _evictor: Evictor | None = attrs.field(init=False)
     _use: Callable[[str], None] | None = attrs.field(init=False)
+    _weigh: Callable[[str, Any], int] | None = attrs.field(init=False)
+    _head: float = attrs.field(init=False, default=_INF)  # the earliest deadline indexed
     _index: SortedList[Entry] = attrs.field(init=False, factory=SortedList)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     _events: list[tuple[str, Any, RemovalCause]] = attrs.field(init=False, factory=list)
@@ -154,7 +160,11 @@ class SyncMemoryStore:
             if all_ttl
             else None
         )
-        if self._eviction is None:
+        eviction = self._eviction
+        # LRU without a weigher weighs every entry 1: no call needed.
+        unweighted = eviction is None or (type(eviction) is LRU and eviction.weigher is None)
+        self._weigh = None if unweighted else eviction.weigh  # type: ignore[union-attr]
+        if eviction is None:
             self._data = {}
             self._evictor = self._use = None
         else:
@@ -202,16 +212,28 @@ class SyncMemoryStore:
     def _swap(self, old: Entry, new: Entry) -> None:
         """Put *new* where *old* was, in the dict and the index."""
         self._data[new[1]] = new
-        if old[0] != _INF:
-            self._index.remove(old)
-        if new[0] != _INF:
-            self._index.add(new)
+        self._unindex(old)
+        self._index_entry(new)
+
+    def _index_entry(self, entry: Entry) -> None:
+        expires = entry[0]
+        if expires != _INF:
+            self._index.add(entry)
+            if expires < self._head:
+                self._head = expires
+
+    def _unindex(self, entry: Entry) -> None:
+        expires = entry[0]
+        if expires != _INF:
+            index = self._index
+            index.remove(entry)
+            if expires == self._head:  # the earliest deadline left: find the next one
+                self._head = index[0][0] if index else _INF
 
     def _drop(self, entry: Entry, cause: RemovalCause) -> None:
         key = entry[1]
         del self._data[key]
-        if entry[0] != _INF:
-            self._index.remove(entry)
+        self._unindex(entry)
         if self._evictor is not None:
             self._evictor.remove(key)
         if cause is RemovalCause.EXPIRED:
@@ -266,14 +288,11 @@ class SyncMemoryStore:
         next(self._hits)
         return self._used(entry, now)
 
-    def _weigh(self, key: str, value: Any) -> int:
-        return 1 if self._eviction is None else self._eviction.weigh(key, value)
-
     def _prepare(
         self, key: str, value: Any, now: float, ttl: float | None, keep_ttl: bool
     ) -> _Write:
         """Check and compute everything a write needs, changing nothing."""
-        weight = self._weigh(key, value)
+        weight = 1 if self._weigh is None else self._weigh(key, value)
         if keep_ttl and ttl is None:
             current = self._data.get(key)
             if current is not None and current[0] > now:
@@ -285,37 +304,37 @@ class SyncMemoryStore:
     def _write(self, write: _Write, now: float) -> None:
         """Store a prepared write, replacing or dropping what was there."""
         key, value, hard, soft, weight = write
-        new = self._entry(key, value, hard, soft)
-        old = self._data.get(key)
-        if old is None:
-            self._data[key] = new
-            if new[0] != _INF:
-                self._index.add(new)
-        elif old[0] <= now:
-            self._drop(old, RemovalCause.EXPIRED)
-            self._data[key] = new
-            if new[0] != _INF:
-                self._index.add(new)
+        data = self._data
+        old = data.get(key)
+        if old is not None and old[0] <= now:
+            self._drop(old, RemovalCause.EXPIRED)  # a new key now, not a replacement
+            old = None
+        if self._tracks_use:
+            new: Entry = (hard if hard < soft else soft, key, value, hard, soft)
         else:
-            self._swap(old, new)
-            self._report(key, old[2], RemovalCause.REPLACED)
+            new = (hard, key, value)
+        data[key] = new
+        if old is not None:
+            self._unindex(old)
+            if self._on_remove is not None:
+                self._events.append((key, old[2], RemovalCause.REPLACED))
+        self._index_entry(new)
         if self._evictor is not None:
             self._evictor.add(key, weight)
         self._sets += 1
 
     def _trim(self, now: float) -> None:
         """Purge a few expired entries, then evict until within the bound."""
-        index = self._index
         for _ in range(_PURGE_STEP):
-            if not index or index[0][0] > now:
+            if self._head > now:
                 break
-            self._drop(index[0], RemovalCause.EXPIRED)
+            self._drop(self._index[0], RemovalCause.EXPIRED)
         evictor = self._evictor
         if evictor is None:
             return
         while (victim := evictor.victim()) is not None:
-            if index and index[0][0] <= now:  # never evict a live entry before an expired one
-                self._drop(index[0], RemovalCause.EXPIRED)
+            if self._head <= now:  # never evict a live entry before an expired one
+                self._drop(self._index[0], RemovalCause.EXPIRED)
             else:
                 self._drop(self._data[victim], RemovalCause.EVICTED)
 
@@ -409,7 +428,8 @@ class SyncMemoryStore:
 
     def set(self, key: str, value: Any, *, ttl: TTLArg = None, keep_ttl: bool = False) -> None:
         """Store *value* under *key*. See `MemoryStore.set`."""
-        check_key(key)
+        if key.__class__ is not str:
+            check_key(key)
         seconds = _seconds(ttl)
         # The critical section written out: set is hot, and a `with` costs a few calls.
         lock = self._lock
