@@ -170,7 +170,7 @@ class SyncMemoryStore:
         else:
             order: OrderedDict[str, Entry] = OrderedDict()
             self._data = order
-            self._evictor = self._eviction.evictor(order)
+            self._evictor = eviction.evictor(order)
             self._use = self._evictor.use
         self._critical = _CriticalSection(self)
 
@@ -219,7 +219,7 @@ class SyncMemoryStore:
         expires = entry[0]
         if expires != _INF:
             self._index.add(entry)
-            if expires < self._head:
+            if expires < self._head:  # noqa: PLR1730 -- min() is a call, this is not
                 self._head = expires
 
     def _unindex(self, entry: Entry) -> None:
@@ -310,7 +310,7 @@ class SyncMemoryStore:
             self._drop(old, RemovalCause.EXPIRED)  # a new key now, not a replacement
             old = None
         if self._tracks_use:
-            new: Entry = (hard if hard < soft else soft, key, value, hard, soft)
+            new: Entry = (hard if hard < soft else soft, key, value, hard, soft)  # noqa: FURB136
         else:
             new = (hard, key, value)
         data[key] = new
