@@ -72,7 +72,7 @@ def _seconds(ttl: float | timedelta | None) -> float | None:
     if ttl is None:
         return None
     if (ttl.__class__ is float or ttl.__class__ is int) and ttl > 0:  # the common case, fast
-        return ttl  # type: ignore[return-value]
+        return ttl
     return as_seconds(ttl, what="ttl")
 
 
