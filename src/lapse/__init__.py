@@ -6,23 +6,30 @@ Per-key expiry, idle expiry and LRU eviction in memory (`MemoryStore`), behind a
 
 from __future__ import annotations
 
+from ._cached import AsyncCachedFunction, CachedFunction, cached
 from ._clock import Clock
 from ._engine import SyncMemoryStore
+from ._loader import Loaded, get_or_set
 from ._memory import MemoryStore
 from ._policies import LRU, TTL, Idle
 from ._store import RemovalCause, Stats, Store
 
 
 __all__ = [
+    "AsyncCachedFunction",
+    "CachedFunction",
     "Clock",
     "Idle",
     "LRU",
+    "Loaded",
     "MemoryStore",
     "RemovalCause",
     "Stats",
     "Store",
     "SyncMemoryStore",
     "TTL",
+    "cached",
+    "get_or_set",
 ]
 
 

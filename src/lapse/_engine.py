@@ -32,17 +32,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
 from sortedcontainers import SortedList
 
 from ._clock import Clock, as_seconds, monotonic
+from ._loader import Loader
 from ._policies import LRU, TTL, EvictionPolicy, Evictor, ExpiryPolicy
-from ._store import RemovalCause, Stats
+from ._store import RemovalCause, Stats, check_key
 
 
+T = TypeVar("T")
 _INF = math.inf
 _PURGE_STEP = 2  # expired entries purged by each write: more than one, so backlogs shrink
 _log = logging.getLogger("lapse")
@@ -54,13 +56,6 @@ TTLArg: TypeAlias = "float | timedelta | None"
 _Write: TypeAlias = tuple[str, Any, float, float, int]  # key, value, hard, soft, weight
 
 
-def check_key(key: object) -> None:
-    """Raise `TypeError` unless *key* is a ``str``."""
-    if not isinstance(key, str):
-        msg = f"key must be a str, not {type(key).__name__}"
-        raise TypeError(msg)
-
-
 def _keys(keys: Iterable[str]) -> list[str]:
     keys = list(keys)
     for key in keys:
@@ -68,7 +63,7 @@ def _keys(keys: Iterable[str]) -> list[str]:
     return keys
 
 
-def _seconds(ttl: float | timedelta | None) -> float | None:
+def ttl_seconds(ttl: float | timedelta | None) -> float | None:
     if ttl is None:
         return None
     if (ttl.__class__ is float or ttl.__class__ is int) and ttl > 0:  # the common case, fast
@@ -147,6 +142,7 @@ class SyncMemoryStore:
     _evictions: int = attrs.field(init=False, default=0)
     _expirations: int = attrs.field(init=False, default=0)
     _critical: _CriticalSection = attrs.field(init=False)
+    _loader: Loader = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # The default clock is read inline on a hit: time.monotonic, looked up at call
@@ -173,6 +169,8 @@ class SyncMemoryStore:
             self._evictor = eviction.evictor(order)
             self._use = self._evictor.use
         self._critical = _CriticalSection(self)
+        # Our async get never yields, so a load need not read the store again after a miss.
+        self._loader = Loader(self._clock, recheck=False)
 
     # -- primitives, called with the lock held -----------------------------------------
 
@@ -384,6 +382,26 @@ class SyncMemoryStore:
                     found[key] = entry[2]
             return found
 
+    def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], T],
+        *,
+        ttl: TTLArg = None,
+        refresh_after: float | None = None,
+    ) -> T:
+        """Return the value of *key*, or load it once for all threads. See `MemoryStore.get_or_set`.
+
+        *factory* must be a plain function here; threads waiting for one key share its
+        single call.
+        """
+        check_key(key)
+        ttl_seconds(ttl)
+        result: T = self._loader.get_or_set_sync(
+            self, key, factory, ttl=ttl, refresh_after=refresh_after
+        )
+        return result
+
     def has(self, key: str) -> bool:
         """Return whether *key* is live. See `MemoryStore.has`."""
         with self._critical:
@@ -414,7 +432,11 @@ class SyncMemoryStore:
     def stats(self) -> Stats:
         """Return a snapshot of the counters. See `MemoryStore.stats`."""
         with self._critical:
+            loader = self._loader
             return Stats(
+                loads=loader.loads,
+                load_failures=loader.load_failures,
+                load_time=loader.load_time,
                 hits=_count(self._hits),
                 misses=self._misses,
                 sets=self._sets,
@@ -430,7 +452,7 @@ class SyncMemoryStore:
         """Store *value* under *key*. See `MemoryStore.set`."""
         if key.__class__ is not str:
             check_key(key)
-        seconds = _seconds(ttl)
+        seconds = ttl_seconds(ttl)
         # The critical section written out: set is hot, and a `with` costs a few calls.
         lock = self._lock
         lock.acquire()
@@ -451,7 +473,7 @@ class SyncMemoryStore:
         items = list(mapping.items())
         for key, _ in items:
             check_key(key)
-        seconds = _seconds(ttl)
+        seconds = ttl_seconds(ttl)
         with self._critical:
             now = self._clock()
             writes = [self._prepare(key, value, now, seconds, False) for key, value in items]
@@ -462,7 +484,7 @@ class SyncMemoryStore:
     def add(self, key: str, value: Any, *, ttl: TTLArg = None) -> bool:
         """Store *value* only if *key* is absent. See `MemoryStore.add`."""
         check_key(key)
-        seconds = _seconds(ttl)
+        seconds = ttl_seconds(ttl)
         with self._critical:
             now = self._clock()
             if self._live(key, now) is not None:

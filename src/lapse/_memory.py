@@ -6,18 +6,20 @@ import itertools
 import math
 import time
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import attrs
 
 from ._clock import Clock, monotonic
-from ._engine import OnRemove, SyncMemoryStore, TTLArg
+from ._engine import OnRemove, SyncMemoryStore, TTLArg, ttl_seconds
+from ._loader import Loader
 from ._policies import EvictionPolicy, ExpiryPolicy
-from ._store import Stats
+from ._store import Stats, check_key
 
 
+T = TypeVar("T")
 _INF = math.inf
 
 
@@ -91,6 +93,7 @@ class MemoryStore:
     _plain: bool = attrs.field(init=False, repr=False)
     _use: Callable[[str], None] | None = attrs.field(init=False, repr=False)
     _hits: itertools.count[int] = attrs.field(init=False, repr=False)
+    _loader: Loader = attrs.field(init=False, repr=False)
     _default_clock: bool = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -113,6 +116,7 @@ class MemoryStore:
         self._plain = not engine._tracks_use  # noqa: SLF001
         self._use = engine._use  # noqa: SLF001
         self._hits = engine._hits  # noqa: SLF001
+        self._loader = engine._loader  # noqa: SLF001
         self._default_clock = engine._default_clock  # noqa: SLF001
 
     @property
@@ -167,6 +171,67 @@ class MemoryStore:
             TypeError: A key is not a ``str`` (checked before anything is read).
         """
         return self._sync.get_many(keys)
+
+    @overload
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Awaitable[T]],
+        *,
+        ttl: TTLArg = None,
+        refresh_after: float | None = None,
+    ) -> T: ...
+    @overload
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], T],
+        *,
+        ttl: TTLArg = None,
+        refresh_after: float | None = None,
+    ) -> T: ...
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        *,
+        ttl: TTLArg = None,
+        refresh_after: float | None = None,
+    ) -> Any:
+        """Return the live value of *key*, or call *factory*, store its result and return it.
+
+        *factory* takes no arguments and may be a plain or a coroutine function.
+        Concurrent callers of one missing key share a single call of *factory*
+        (single-flight), on asyncio and trio; threads share theirs through
+        ``store.sync.get_or_set``.
+
+        - If *factory* raises, every caller waiting for it gets the exception and nothing
+          is stored.
+        - If the caller running *factory* is cancelled, the others are not: one of them
+          calls *factory* again.
+        - If *factory* asks this store for *key* while loading it, it gets
+          `lapse.exceptions.ReentrantLoadError` instead of waiting for itself forever.
+        - With *refresh_after* (seconds), a value loaded longer ago than that is returned as
+          it is, and one background call of *factory* replaces it. If that call fails, the
+          failure is logged on the ``lapse`` logger and the old value stays until it
+          expires. Such values are stored wrapped in a `Loaded` record with their load
+          time, which ``get_or_set`` unwraps and a plain ``get`` does not.
+
+        *ttl* is that of `set`. Loads, failures and the time spent loading are counted in
+        `stats`. ``None`` is a value like any other and is stored.
+
+        Runtime complexity: that of `get` for a hit; of `set` plus the factory for a load.
+
+        Raises:
+            TypeError: *key* is not a ``str``, or *ttl* is not a number.
+            ValueError: *ttl* or *refresh_after* is zero, negative or NaN.
+            lapse.exceptions.ReentrantLoadError: *factory* asked for *key* itself.
+        """
+        check_key(key)
+        ttl_seconds(ttl)
+        return await self._loader.get_or_set(
+            self, key, factory, ttl=ttl, refresh_after=refresh_after
+        )
 
     async def has(self, key: str) -> bool:
         """Return whether *key* is live, without counting a use, a hit or a miss.

@@ -10,6 +10,13 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 
+def check_key(key: object) -> None:
+    """Raise `TypeError` unless *key* is a ``str``."""
+    if not isinstance(key, str):
+        msg = f"key must be a str, not {type(key).__name__}"
+        raise TypeError(msg)
+
+
 @runtime_checkable
 class Store(Protocol):
     """The least a store must do to work with everything in lapse.
@@ -76,6 +83,9 @@ class Stats:
         evictions: Entries removed to respect the size bound.
         expirations: Expired entries removed, lazily or by a purge.
         size: Live entries at the time of the snapshot.
+        loads: Successful calls of a factory by ``get_or_set`` or `lapse.cached`.
+        load_failures: Calls of a factory that raised.
+        load_time: Seconds spent in factories, in total.
 
     Added in 0.1.
     """
@@ -87,6 +97,9 @@ class Stats:
     evictions: int
     expirations: int
     size: int
+    loads: int = 0
+    load_failures: int = 0
+    load_time: float = 0.0
 
     @property
     def hit_ratio(self) -> float:
