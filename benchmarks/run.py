@@ -221,6 +221,49 @@ async def churn(writes: int, window_seconds: float, rate: float) -> dict[str, An
     }
 
 
+async def stampede(callers: int, latency: float) -> dict[str, dict[str, float]]:
+    """*callers* concurrent calls of a cached function on a cold key: how many loads?"""
+    from aiocache import SimpleMemoryCache  # noqa: PLC0415
+    from aiocache import cached as aiocache_cached  # noqa: PLC0415
+    from cashews import Cache  # noqa: PLC0415
+
+    from lapse import MemoryStore, cached  # noqa: PLC0415
+
+    cashews = Cache()
+    cashews.setup("mem://")
+    calls: dict[str, int] = {}
+
+    def counted(name: str) -> Callable[[int], Any]:
+        async def load(x: int) -> int:
+            calls[name] = calls.get(name, 0) + 1
+            await asyncio.sleep(latency)  # the database
+            return x
+
+        load.__name__ = load.__qualname__ = name.replace(" ", "_").replace("(", "").replace(")", "")
+        return load
+
+    subjects = {
+        "lapse @cached": cached(MemoryStore())(counted("lapse @cached")),
+        "aiocache @cached": aiocache_cached(ttl=60, cache=SimpleMemoryCache)(
+            counted("aiocache @cached")
+        ),
+        "cashews @cache": cashews(ttl=60)(counted("cashews @cache")),
+        "cashews @cache(lock=True)": cashews(ttl=60, lock=True)(
+            counted("cashews @cache(lock=True)")
+        ),
+    }
+    out = {}
+    for name, fn in subjects.items():
+        start = time.perf_counter()
+        results = await asyncio.gather(*(fn(7) for _ in range(callers)))
+        elapsed = time.perf_counter() - start
+        if any(r != 7 for r in results):
+            msg = f"{name} returned a wrong result"
+            raise RuntimeError(msg)
+        out[name] = {"loads": calls[name], "ms": elapsed * 1e3}
+    return out
+
+
 def memory(n: int) -> dict[str, float]:
     """Bytes per entry, each subject in a fresh interpreter (RSS growth / entries)."""
     out = {}
@@ -401,6 +444,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"peak entries held: lapse {c['lapse_peak_held']:,} ({c['lapse_ns']:,.0f} ns/write), "
         f"cachetools TTLCache {c['cachetools_ttl_peak_held']:,} ({c['cachetools_ttl_ns']:,.0f} ns/write).",
         "",
+        "## Stampede: 1000 concurrent calls of a cached function on a cold key (5 ms load)",
+        "",
+        "| subject | loads | ms to serve all |",
+        "|---|---|---|",
+        *(f"| {name} | {r['loads']} | {r['ms']:.1f} |" for name, r in results["stampede"].items()),
+        "",
         "## Targets",
         "",
         "| target | measured | met |",
@@ -460,6 +509,8 @@ async def main() -> None:
     results["memory_bytes_per_entry"] = memory(results["memory_n"])
     print("churn ...", file=sys.stderr, flush=True)
     results["churn"] = await churn(ops * 2, window_seconds=10.0, rate=1000.0)
+    print("stampede ...", file=sys.stderr, flush=True)
+    results["stampede"] = await stampede(1000, latency=0.005)
     results["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(results)]
     RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""

@@ -143,6 +143,41 @@ def test_stampede_from_threads() -> None:
     assert store.stats().loads == 1
 
 
+def test_error_reaches_every_waiting_thread() -> None:
+    """Threads waiting for a failing load all get its error; nothing is stored."""
+    store = MemoryStore()
+    threads = 4
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+    calls = 0
+
+    def factory() -> str:
+        nonlocal calls
+        calls += 1
+        deadline = time.monotonic() + 10
+        while store.sync.stats().misses < threads + 1:
+            assert time.monotonic() < deadline, "threads never all arrived"
+            threading.Event().wait(0.001)
+        msg = "no"
+        raise LookupError(msg)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            store.sync.get_or_set("k", factory)
+        except LookupError as e:
+            errors.append(e)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert calls == 1
+    assert len(errors) == threads
+    assert not store.sync.has("k")
+
+
 async def test_error_reaches_every_waiter_and_is_not_cached() -> None:
     """A failing factory's error reaches all waiters; nothing is stored; the next call retries."""
     store = MemoryStore()

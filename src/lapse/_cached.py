@@ -60,15 +60,44 @@ def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
     params = list(signature.parameters.values())
     instance = params[0].name if params and params[0].name in ("self", "cls") else None
     prefix = f"{fn.__module__}.{fn.__qualname__}"
+    names = [p.name for p in params]
+    defaults = [p.default for p in params]
+    empty = inspect.Parameter.empty
+    kinds = {p.kind for p in params}
+    # Without *args, **kwargs or positional-only parameters, binding is simple enough to
+    # do here: inspect.Signature.bind costs microseconds on every call.
+    simple = kinds <= {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
+    positional = sum(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+    index = {name: i for i, name in enumerate(names)}
+    var_keyword = next((p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]] | None:
+        if len(args) > positional:
+            return None
+        values = [*args, *([empty] * (len(names) - len(args)))]
+        for name, value in kwargs.items():
+            i = index.get(name)
+            if i is None or values[i] is not empty:
+                return None
+            values[i] = value
+        for i, value in enumerate(values):
+            if value is empty:
+                if defaults[i] is empty:
+                    return None
+                values[i] = defaults[i]
+        return list(zip(names, values, strict=True))
 
     def make_key(*args: Any, **kwargs: Any) -> str:
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
+        pairs = bind(args, kwargs) if simple else None
+        if pairs is None:  # the general case, and every wrong call: bind() raises TypeError
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            pairs = list(bound.arguments.items())
         parts = []
-        for name, value in bound.arguments.items():
+        for name, value in pairs:
             if name == instance:
                 parts.append(f"{name}=<{_identity(value)}>")
-            elif signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            elif name == var_keyword:
                 parts.extend(f"{k}={v!r}" for k, v in sorted(value.items()))
             else:
                 parts.append(f"{name}={value!r}")

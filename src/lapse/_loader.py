@@ -82,7 +82,9 @@ class _Flight:
 
 
 def _check_refresh(refresh_after: float | None) -> float | None:
-    return None if refresh_after is None else as_seconds(refresh_after, what="refresh_after")
+    if refresh_after is None:
+        return None
+    return as_seconds(refresh_after, what="refresh_after")
 
 
 def _spawn(fn: Callable[[], Coroutine[Any, Any, None]], keep: set[Any]) -> None:
@@ -171,11 +173,14 @@ class Loader:
         cache_none: bool = True,
     ) -> Any:
         """Return the live value of *key*, or load it once for every concurrent caller."""
-        load = _Load(store, key, factory, ttl, _check_refresh(refresh_after), cache_none)
+        refresh_after = _check_refresh(refresh_after)
+        found = await store.get(key, _MISSING)
+        if found is not _MISSING and type(found) is not Loaded:
+            return found  # the common case, kept short
+        load = _Load(store, key, factory, ttl, refresh_after, cache_none)
         self._check_reentry(key)
         flight_key = (threading.get_ident(), key)  # an event belongs to one loop
         while True:
-            found = await store.get(key, _MISSING)
             if found is not _MISSING:
                 return self._serve(found, load, self._refresh_async)
             flight = self._flights.get(flight_key)
@@ -187,6 +192,7 @@ class Loader:
             if not flight.abandoned:
                 return flight.value
             # The leader was cancelled: go round again, and one of us takes over.
+            found = await store.get(key, _MISSING)
 
     async def _lead(self, load: _Load, flight_key: tuple[int, str]) -> Any:
         flight = self._flights[flight_key] = _Flight(anyio.Event())
@@ -256,10 +262,13 @@ class Loader:
         cache_none: bool = True,
     ) -> Any:
         """`get_or_set` for threads, on a store with plain ``get`` and ``set``."""
-        load = _Load(store, key, factory, ttl, _check_refresh(refresh_after), cache_none)
+        refresh_after = _check_refresh(refresh_after)
+        found = store.get(key, _MISSING)
+        if found is not _MISSING and type(found) is not Loaded:
+            return found
+        load = _Load(store, key, factory, ttl, refresh_after, cache_none)
         self._check_reentry(key)
         while True:
-            found = store.get(key, _MISSING)
             if found is not _MISSING:
                 return self._serve(found, load, self._refresh_thread)
             with self._lock:
@@ -274,6 +283,7 @@ class Loader:
                 raise flight.error
             if not flight.abandoned:
                 return flight.value
+            found = store.get(key, _MISSING)
 
     def _lead_sync(self, load: _Load, flight: _Flight) -> Any:
         try:
