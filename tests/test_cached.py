@@ -218,3 +218,15 @@ def test_default_key_details() -> None:
     long = make(*range(200))
     assert "#sha256:" in long
     assert len(long) < 200
+
+
+def test_wrong_calls_raise_like_the_function() -> None:
+    """A call the function itself would refuse is refused with TypeError when keyed."""
+
+    def f(a: int, b: int = 2, *, c: int = 3) -> None: ...
+
+    make = default_key(f)
+    assert make(1) == make(a=1, b=2, c=3)
+    for args, kwargs in [((1, 2, 3), {}), ((), {"z": 1}), ((1,), {"a": 1}), ((), {})]:
+        with pytest.raises(TypeError):
+            make(*args, **kwargs)

@@ -47,31 +47,26 @@ def _identity(obj: object) -> str:
     return token
 
 
-def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
-    """Return the default key builder of *fn*.
+_Pairs = list[tuple[str, Any]]
 
-    The key is ``module.qualname(arg=value, ...)``: the arguments bound to *fn*'s
-    signature with defaults applied, so positional and keyword forms of one call give one
-    key, each value by its ``repr``. The first argument of a method (``self`` or ``cls``)
-    is replaced by the identity of the object. A key longer than 250 characters is
-    shortened to the name and a SHA-256 of the whole.
+
+def _simple_binder(signature: inspect.Signature) -> Callable[..., _Pairs | None] | None:
+    """Bind arguments to a signature without *args, **kwargs or positional-only parameters.
+
+    `inspect.Signature.bind` costs microseconds on every call; this does the simple case
+    and returns ``None`` for anything it does not handle, wrong calls included.
     """
-    signature = inspect.signature(fn)
     params = list(signature.parameters.values())
-    instance = params[0].name if params and params[0].name in ("self", "cls") else None
-    prefix = f"{fn.__module__}.{fn.__qualname__}"
+    allowed = {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
+    if any(p.kind not in allowed for p in params):
+        return None
     names = [p.name for p in params]
     defaults = [p.default for p in params]
     empty = inspect.Parameter.empty
-    kinds = {p.kind for p in params}
-    # Without *args, **kwargs or positional-only parameters, binding is simple enough to
-    # do here: inspect.Signature.bind costs microseconds on every call.
-    simple = kinds <= {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
     positional = sum(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
     index = {name: i for i, name in enumerate(names)}
-    var_keyword = next((p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
 
-    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]] | None:
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Pairs | None:
         if len(args) > positional:
             return None
         values = [*args, *([empty] * (len(names) - len(args)))]
@@ -87,8 +82,27 @@ def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
                 values[i] = defaults[i]
         return list(zip(names, values, strict=True))
 
+    return bind
+
+
+def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
+    """Return the default key builder of *fn*.
+
+    The key is ``module.qualname(arg=value, ...)``: the arguments bound to *fn*'s
+    signature with defaults applied, so positional and keyword forms of one call give one
+    key, each value by its ``repr``. The first argument of a method (``self`` or ``cls``)
+    is replaced by the identity of the object. A key longer than 250 characters is
+    shortened to the name and a SHA-256 of the whole.
+    """
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())
+    instance = params[0].name if params and params[0].name in ("self", "cls") else None
+    kinds = {p.name: p.kind for p in params}
+    prefix = f"{fn.__module__}.{fn.__qualname__}"
+    fast_bind = _simple_binder(signature)
+
     def make_key(*args: Any, **kwargs: Any) -> str:
-        pairs = bind(args, kwargs) if simple else None
+        pairs = None if fast_bind is None else fast_bind(args, kwargs)
         if pairs is None:  # the general case, and every wrong call: bind() raises TypeError
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
@@ -97,7 +111,7 @@ def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
         for name, value in pairs:
             if name == instance:
                 parts.append(f"{name}=<{_identity(value)}>")
-            elif name == var_keyword:
+            elif kinds[name] is inspect.Parameter.VAR_KEYWORD:
                 parts.extend(f"{k}={v!r}" for k, v in sorted(value.items()))
             else:
                 parts.append(f"{name}={value!r}")
