@@ -230,3 +230,35 @@ def test_wrong_calls_raise_like_the_function() -> None:
     for args, kwargs in [((1, 2, 3), {}), ((), {"z": 1}), ((1,), {"a": 1}), ((), {})]:
         with pytest.raises(TypeError):
             make(*args, **kwargs)
+
+
+async def test_async_function_with_a_minimal_store() -> None:
+    """@cached works on a store that implements only get, set and delete."""
+
+    class DictStore:
+        def __init__(self) -> None:
+            self.data: dict[str, Any] = {}
+
+        async def get(self, key: str, default: Any = None) -> Any:
+            return self.data.get(key, default)
+
+        async def set(self, key: str, value: Any, *, ttl: float | None = None) -> None:
+            self.data[key] = value
+
+        async def delete(self, key: str) -> bool:
+            return self.data.pop(key, None) is not None
+
+    store = DictStore()
+    runs = 0
+
+    @cached(store, ttl=5)
+    async def double(x: int) -> int:
+        nonlocal runs
+        runs += 1
+        return 2 * x
+
+    assert [await double(2), await double(2), await double(x=2)] == [4, 4, 4]
+    assert runs == 1
+    assert store.data == {double.key(2): 4}
+    assert await double.invalidate(2)
+    assert store.data == {}

@@ -421,7 +421,8 @@ class SyncMemoryStore:
         """Iterate over a snapshot of the live keys. See `MemoryStore.keys`."""
         with self._critical:
             now = self._clock()
-            live = [key for key, entry in self._data.items() if entry[0] > now]
+            # list() copies in one step: lock-free hits may reorder the dict meanwhile.
+            live = [key for key, entry in list(self._data.items()) if entry[0] > now]
         return iter(live)
 
     def __len__(self) -> int:

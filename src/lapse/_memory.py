@@ -55,9 +55,12 @@ class MemoryStore:
     Values are kept by reference, never copied or serialized: mutating a value you stored
     mutates the stored value. Keys are ``str``.
 
-    Every operation is a coroutine that never awaits inside: it takes the store's lock,
-    does a bounded amount of work and releases it, so any number of asyncio or trio tasks
-    and threads (through `sync`) share one store safely. An expired entry is never
+    Every operation but `get_or_set` is a coroutine that never awaits inside: it takes
+    the store's lock, does a bounded amount of work and releases it, so any number of
+    asyncio or trio tasks and threads (through `sync`) share one store safely. (A `get`
+    that hits, on a store without idle expiry, takes no lock at all: each of its steps is
+    atomic on its own.) `get_or_set` awaits only its factory, holding no lock. An expired
+    entry is never
     returned or counted; expired entries are removed when touched, a few at a time on
     every write (so memory stays bounded without reads), and all at once by
     `purge_expired`.
