@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -40,6 +41,22 @@ class MinimalStore:
 
     async def delete(self, key: str) -> bool:
         return self.data.pop(key, None) is not None
+
+
+def hold_until_all_missed(store: MemoryStore, threads: int) -> None:
+    """Called in a factory: wait until every thread has missed, and the leader re-checked."""
+    deadline = time.monotonic() + 10
+    while store.sync.stats().misses < threads + 1:
+        assert time.monotonic() < deadline, "threads never all arrived"
+        threading.Event().wait(0.001)
+
+
+def run_threads(count: int, target: Callable[[], None]) -> None:
+    pool = [threading.Thread(target=target) for _ in range(count)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
 
 
 @pytest.mark.parametrize("kind", ["memory", "minimal"])
@@ -122,22 +139,14 @@ def test_stampede_from_threads() -> None:
     def factory() -> str:
         nonlocal calls
         calls += 1
-        # Hold the load until every thread has missed (8 misses + the leader's re-check).
-        deadline = time.monotonic() + 10
-        while store.sync.stats().misses < threads + 1:
-            assert time.monotonic() < deadline, "threads never all arrived"
-            threading.Event().wait(0.001)
+        hold_until_all_missed(store, threads)
         return "value"
 
     def worker() -> None:
         barrier.wait()
         results.append(store.sync.get_or_set("k", factory))
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    run_threads(threads, worker)
     assert calls == 1
     assert results == ["value"] * threads
     assert store.stats().loads == 1
@@ -154,10 +163,7 @@ def test_error_reaches_every_waiting_thread() -> None:
     def factory() -> str:
         nonlocal calls
         calls += 1
-        deadline = time.monotonic() + 10
-        while store.sync.stats().misses < threads + 1:
-            assert time.monotonic() < deadline, "threads never all arrived"
-            threading.Event().wait(0.001)
+        hold_until_all_missed(store, threads)
         msg = "no"
         raise LookupError(msg)
 
@@ -168,11 +174,7 @@ def test_error_reaches_every_waiting_thread() -> None:
         except LookupError as e:
             errors.append(e)
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    run_threads(threads, worker)
     assert calls == 1
     assert len(errors) == threads
     assert not store.sync.has("k")

@@ -12,6 +12,7 @@ stored wrapped in a `Loaded` record with that time; `get_or_set` unwraps it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -19,7 +20,7 @@ import threading
 import time
 import weakref
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -124,10 +125,6 @@ class Loader:
 
     # -- shared pieces -----------------------------------------------------------------
 
-    def _enter(self, key: str) -> contextvars.Token[frozenset[tuple[int, str]]]:
-        loading = _loading.get()
-        return _loading.set(loading | {(id(self), key)})
-
     def _check_reentry(self, key: str) -> None:
         if (id(self), key) in _loading.get():
             msg = (
@@ -136,13 +133,42 @@ class Loader:
             )
             raise ReentrantLoadError(msg)
 
-    def _record(self, started: float, *, ok: bool) -> None:
+    @contextlib.contextmanager
+    def _measured(self, key: str) -> Iterator[None]:
+        """Around a call of a factory: mark *key* as loading here, count and time the call."""
+        token = _loading.set(_loading.get() | {(id(self), key)})
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception:
+            self._count(started, failures=1)
+            raise
+        else:
+            self._count(started, loads=1)
+        finally:
+            _loading.reset(token)
+
+    def _count(self, started: float, *, loads: int = 0, failures: int = 0) -> None:
         with self._lock:
             self.load_time += time.perf_counter() - started
-            if ok:
-                self.loads += 1
-            else:
-                self.load_failures += 1
+            self.loads += loads
+            self.load_failures += failures
+
+    @contextlib.contextmanager
+    def _leading(self, flights: dict[Any, _Flight], key: Any, flight: _Flight) -> Iterator[None]:
+        """Around a leader's load: hand its outcome to the waiters, whatever it is."""
+        try:
+            yield
+        except Exception as e:
+            flight.error = e
+            raise
+        except BaseException:
+            flight.abandoned = True  # cancelled: a waiter takes over
+            raise
+        finally:
+            with self._lock:
+                del flights[key]
+            flight.done.set()
 
     def _unwrap(self, found: Any, refresh_after: float | None) -> tuple[Any, bool]:
         """Return the value and whether it is due for a refresh."""
@@ -196,7 +222,7 @@ class Loader:
 
     async def _lead(self, load: _Load, flight_key: tuple[int, str]) -> Any:
         flight = self._flights[flight_key] = _Flight(anyio.Event())
-        try:
+        with self._leading(self._flights, flight_key, flight):
             # A load may have ended while our read was in flight.
             found = await load.store.get(load.key, _MISSING) if self.recheck else _MISSING
             if found is not _MISSING:
@@ -205,32 +231,14 @@ class Loader:
                 value = await self._call(load)
                 if value is not None or load.cache_none:
                     await load.store.set(load.key, self._wrap(value, load), ttl=load.ttl)
-        except Exception as e:
-            flight.error = e
-            raise
-        except BaseException:
-            flight.abandoned = True
-            raise
-        else:
             flight.value = value
-            return value
-        finally:
-            del self._flights[flight_key]
-            flight.done.set()
+        return value
 
     async def _call(self, load: _Load) -> Any:
-        token = self._enter(load.key)
-        started = time.perf_counter()
-        try:
+        with self._measured(load.key):
             value = load.factory()
             if inspect.isawaitable(value):
                 value = await value
-        except Exception:
-            self._record(started, ok=False)
-            raise
-        finally:
-            _loading.reset(token)
-        self._record(started, ok=True)
         return value
 
     def _refresh_async(self, load: _Load) -> None:
@@ -286,7 +294,7 @@ class Loader:
             found = store.get(key, _MISSING)
 
     def _lead_sync(self, load: _Load, flight: _Flight) -> Any:
-        try:
+        with self._leading(self._sync_flights, load.key, flight):
             found = load.store.get(load.key, _MISSING)  # another thread may have just loaded it
             if found is not _MISSING:
                 value = self._unwrap(found, load.refresh_after)[0]
@@ -294,32 +302,12 @@ class Loader:
                 value = self._call_sync(load)
                 if value is not None or load.cache_none:
                     load.store.set(load.key, self._wrap(value, load), ttl=load.ttl)
-        except Exception as e:
-            flight.error = e
-            raise
-        except BaseException:
-            flight.abandoned = True
-            raise
-        else:
             flight.value = value
-            return value
-        finally:
-            with self._lock:
-                del self._sync_flights[load.key]
-            flight.done.set()
+        return value
 
     def _call_sync(self, load: _Load) -> Any:
-        token = self._enter(load.key)
-        started = time.perf_counter()
-        try:
-            value = _no_awaitable(load.key, load.factory())
-        except Exception:
-            self._record(started, ok=False)
-            raise
-        finally:
-            _loading.reset(token)
-        self._record(started, ok=True)
-        return value
+        with self._measured(load.key):
+            return _no_awaitable(load.key, load.factory())
 
     def _refresh_thread(self, load: _Load) -> None:
         with self._lock:
