@@ -15,10 +15,10 @@ with a finite deadline are in the index; the rest cost nothing there.
 With an eviction policy the dict is an `OrderedDict`, and it is also the evictor's key
 order (for `LRU`, the recency order), so the keys are held once.
 
-Locking: every operation that changes anything holds the lock. A `get` hit on a store
-without use deadlines takes no lock: it is one dict lookup, one comparison with the clock,
-one ``OrderedDict.move_to_end`` and one ``next()`` on an `itertools.count`, each a single
-step that is safe between threads; a miss or an expired entry goes on under the lock.
+Locking: every operation that changes anything holds the lock. A `get` that misses, or
+hits on a store without use deadlines, takes no lock: it is one dict lookup, one comparison
+with the clock, one ``OrderedDict.move_to_end`` and one ``next()`` on an `itertools.count`,
+each a single step that is safe between threads; an expired entry goes on under the lock.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class SyncMemoryStore:
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     _events: list[tuple[str, Any, RemovalCause]] = attrs.field(init=False, factory=list)
     _hits: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
-    _misses: int = attrs.field(init=False, default=0)
+    _misses: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
     _sets: int = attrs.field(init=False, default=0)
     _deletes: int = attrs.field(init=False, default=0)
     _evictions: int = attrs.field(init=False, default=0)
@@ -281,7 +281,7 @@ class SyncMemoryStore:
     def _read(self, key: str, now: float) -> Entry | None:
         entry = self._live(key, now)
         if entry is None:
-            self._misses += 1
+            next(self._misses)
             return None
         next(self._hits)
         return self._used(entry, now)
@@ -343,13 +343,17 @@ class SyncMemoryStore:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of *key*, or *default*. See `MemoryStore.get`."""
-        # The hit path of a store without use deadlines: no lock, no allocation.
+        # A miss, and a hit on a store without use deadlines: no lock, no allocation.
         # MemoryStore.get inlines the same lines; keep them alike.
         try:
             entry = self._data.get(key)
         except TypeError:  # unhashable: the locked path names the problem
             entry = None
-        if entry is not None and not self._tracks_use:
+        if entry is None:
+            if isinstance(key, str):  # a miss changes nothing but a counter
+                next(self._misses)
+                return default
+        elif not self._tracks_use:
             expires = entry[0]
             if expires == _INF or expires > (
                 time.monotonic() if self._default_clock else self._clock()
@@ -365,7 +369,7 @@ class SyncMemoryStore:
         return self.get_locked(key, default)
 
     def get_locked(self, key: str, default: Any = None) -> Any:
-        """`get`, under the lock: for misses, expired entries and use deadlines."""
+        """`get`, under the lock: for expired entries, use deadlines and bad keys."""
         with self._critical:
             entry = self._read(key, self._clock())
             return default if entry is None else entry[2]
@@ -439,7 +443,7 @@ class SyncMemoryStore:
                 load_failures=loader.load_failures,
                 load_time=loader.load_time,
                 hits=_count(self._hits),
-                misses=self._misses,
+                misses=_count(self._misses),
                 sets=self._sets,
                 deletes=self._deletes,
                 evictions=self._evictions,

@@ -58,8 +58,8 @@ class MemoryStore:
     Every operation but `get_or_set` is a coroutine that never awaits inside: it takes
     the store's lock, does a bounded amount of work and releases it, so any number of
     asyncio or trio tasks and threads (through `sync`) share one store safely. (A `get`
-    that hits, on a store without idle expiry, takes no lock at all: each of its steps is
-    atomic on its own.) `get_or_set` awaits only its factory, holding no lock. An expired
+    that misses, or hits on a store without idle expiry, takes no lock at all: each of its
+    steps is atomic on its own.) `get_or_set` awaits only its factory, holding no lock. An expired
     entry is never
     returned or counted; expired entries are removed when touched, a few at a time on
     every write (so memory stays bounded without reads), and all at once by
@@ -96,6 +96,7 @@ class MemoryStore:
     _plain: bool = attrs.field(init=False, repr=False)
     _use: Callable[[str], None] | None = attrs.field(init=False, repr=False)
     _hits: itertools.count[int] = attrs.field(init=False, repr=False)
+    _misses: itertools.count[int] = attrs.field(init=False, repr=False)
     _loader: Loader = attrs.field(init=False, repr=False)
     _default_clock: bool = attrs.field(init=False, repr=False)
 
@@ -119,6 +120,7 @@ class MemoryStore:
         self._plain = not engine._tracks_use  # noqa: SLF001
         self._use = engine._use  # noqa: SLF001
         self._hits = engine._hits  # noqa: SLF001
+        self._misses = engine._misses  # noqa: SLF001
         self._loader = engine._loader  # noqa: SLF001
         self._default_clock = engine._default_clock  # noqa: SLF001
 
@@ -148,7 +150,11 @@ class MemoryStore:
             entry = self._data.get(key)
         except TypeError:
             entry = None
-        if entry is not None and self._plain:
+        if entry is None:
+            if isinstance(key, str):
+                next(self._misses)
+                return default
+        elif self._plain:
             expires = entry[0]
             if expires == _INF or expires > (
                 time.monotonic() if self._default_clock else self.clock()
