@@ -99,13 +99,7 @@ class _CriticalSection:
         self._store._lock.acquire()  # noqa: SLF001
 
     def __exit__(self, *exc_info: object) -> None:
-        store = self._store
-        events = store._events  # noqa: SLF001
-        if events:
-            store._events = []  # noqa: SLF001
-        store._lock.release()  # noqa: SLF001
-        if events:
-            store._notify(events)  # noqa: SLF001
+        self._store._leave()  # noqa: SLF001
 
 
 @attrs.define(eq=False)
@@ -241,6 +235,15 @@ class SyncMemoryStore:
         elif cause is RemovalCause.EXPLICIT:
             self._deletes += 1
         self._report(key, entry[2], cause)
+
+    def _leave(self) -> None:
+        """Release the lock, then report the removals this operation made."""
+        events = self._events  # taken under the lock: exactly this operation's
+        if events:
+            self._events = []
+        self._lock.release()
+        if events:
+            self._notify(events)
 
     def _notify(self, events: list[tuple[str, Any, RemovalCause]]) -> None:
         """Call on_remove for *events*, outside the lock, so that it may use the store."""
@@ -399,8 +402,6 @@ class SyncMemoryStore:
         *factory* must be a plain function here; threads waiting for one key share its
         single call.
         """
-        check_key(key)
-        ttl_seconds(ttl)
         result: T = self._loader.get_or_set_sync(
             self, key, factory, ttl=ttl, refresh_after=refresh_after
         )
@@ -466,12 +467,7 @@ class SyncMemoryStore:
             self._write(self._prepare(key, value, now, seconds, keep_ttl), now)
             self._trim(now)
         finally:
-            events = self._events
-            if events:
-                self._events = []
-            lock.release()
-        if events:
-            self._notify(events)
+            self._leave()
 
     def set_many(self, mapping: Mapping[str, Any], *, ttl: TTLArg = None) -> None:
         """Store every item of *mapping*, all or nothing. See `MemoryStore.set_many`."""

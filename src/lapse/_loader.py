@@ -82,7 +82,11 @@ class _Flight:
     abandoned: bool = False  # the leader was cancelled: a waiter takes over
 
 
-def _check_refresh(refresh_after: float | None) -> float | None:
+def _check(key: str, ttl: Any, refresh_after: float | None) -> float | None:
+    """Check a get_or_set call before anything is read or loaded; return *refresh_after*."""
+    check_key(key)
+    if ttl is not None:
+        as_seconds(ttl, what="ttl")
     if refresh_after is None:
         return None
     return as_seconds(refresh_after, what="refresh_after")
@@ -199,7 +203,7 @@ class Loader:
         cache_none: bool = True,
     ) -> Any:
         """Return the live value of *key*, or load it once for every concurrent caller."""
-        refresh_after = _check_refresh(refresh_after)
+        refresh_after = _check(key, ttl, refresh_after)
         found = await store.get(key, _MISSING)
         if found is not _MISSING and type(found) is not Loaded:
             return found  # the common case, kept short
@@ -270,7 +274,7 @@ class Loader:
         cache_none: bool = True,
     ) -> Any:
         """`get_or_set` for threads, on a store with plain ``get`` and ``set``."""
-        refresh_after = _check_refresh(refresh_after)
+        refresh_after = _check(key, ttl, refresh_after)
         found = store.get(key, _MISSING)
         if found is not _MISSING and type(found) is not Loaded:
             return found
@@ -393,9 +397,6 @@ async def get_or_set(
 
     Added in 0.1.
     """
-    check_key(key)
-    if ttl is not None:
-        as_seconds(ttl, what="ttl")
     return await loader_for(store).get_or_set(
         store, key, factory, ttl=ttl, refresh_after=refresh_after
     )

@@ -13,10 +13,10 @@ from typing import Any, TypeVar, overload
 import attrs
 
 from ._clock import Clock, monotonic
-from ._engine import OnRemove, SyncMemoryStore, TTLArg, ttl_seconds
+from ._engine import OnRemove, SyncMemoryStore, TTLArg
 from ._loader import Loader
 from ._policies import EvictionPolicy, ExpiryPolicy
-from ._store import Stats, check_key
+from ._store import Stats
 
 
 T = TypeVar("T")
@@ -236,8 +236,6 @@ class MemoryStore:
             ValueError: *ttl* or *refresh_after* is zero, negative or NaN.
             lapse.exceptions.ReentrantLoadError: *factory* asked for *key* itself.
         """
-        check_key(key)
-        ttl_seconds(ttl)
         return await self._loader.get_or_set(
             self, key, factory, ttl=ttl, refresh_after=refresh_after
         )
