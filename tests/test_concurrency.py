@@ -28,13 +28,9 @@ BOUND = 50
 def check_invariants(store: MemoryStore) -> None:
     """The dict, the expiry index and the LRU order describe the same entries."""
     engine = store.sync
-    with engine._lock:
-        data = dict(engine._data)
-        index = list(engine._index)
-        evictor = engine._evictor
-    assert len(data) <= BOUND
-    assert index == sorted(e for e in data.values() if e[0] != float("inf"))
-    assert all(data[e[1]] is e for e in index)
+    engine._check_invariants()
+    evictor = engine._evictor
+    assert len(engine._data) <= BOUND
     assert isinstance(evictor, LRUEvictor)
     assert evictor.order is cast("object", engine._data)
 

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -111,6 +112,10 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(key=KEYS, value=VALUES, ttl=TTLS, keep_ttl=st.booleans())
     def set(self, key: str, value: int, ttl: float | None, keep_ttl: bool) -> None:
+        if keep_ttl and ttl is not None:  # a contradiction: refused, nothing changes
+            with pytest.raises(ValueError, match="keep_ttl"):
+                self.store.set(key, value, ttl=ttl, keep_ttl=keep_ttl)
+            return
         live = self.model.live(key) is not None
         self.model.write(key, value, self.model.hard(key, ttl, keep_ttl and live))
         self.store.set(key, value, ttl=ttl, keep_ttl=keep_ttl)

@@ -33,12 +33,16 @@ def as_seconds(value: object, *, what: str) -> float:
 
     Raises:
         TypeError: *value* is not a number or a timedelta.
-        ValueError: *value* is NaN, zero or negative.
+        ValueError: *value* is NaN, zero or negative, or an ``int`` beyond float range.
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond float range
+            msg = f"{what} is beyond float range; use math.inf for no limit"
+            raise ValueError(msg) from None
     else:
         msg = f"{what} must be an int, a float or a timedelta, not {type(value).__name__}"
         raise TypeError(msg)

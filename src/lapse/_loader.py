@@ -99,7 +99,15 @@ def _spawn(fn: Callable[[], Coroutine[Any, Any, None]], keep: set[Any]) -> None:
     except RuntimeError:  # not asyncio: trio has system tasks for this
         import trio  # noqa: PLC0415
 
-        trio.lowlevel.spawn_system_task(fn)
+        async def run() -> None:
+            with trio.CancelScope() as scope:
+                keep.add(scope)  # so that aclose() can cancel it
+                try:
+                    await fn()
+                finally:
+                    keep.discard(scope)
+
+        trio.lowlevel.spawn_system_task(run)
         return
     task = loop.create_task(fn())
     keep.add(task)  # the loop keeps only a weak reference
@@ -126,6 +134,15 @@ class Loader:
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     _refreshing: set[str] = attrs.field(init=False, factory=set)
     _background: set[Any] = attrs.field(init=False, factory=set)
+
+    async def aclose(self) -> None:
+        """Cancel the background refreshes in progress, and wait for those of asyncio."""
+        pending = list(self._background)
+        for work in pending:
+            work.cancel()
+        tasks = [work for work in pending if isinstance(work, asyncio.Task)]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- shared pieces -----------------------------------------------------------------
 

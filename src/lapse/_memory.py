@@ -23,25 +23,6 @@ T = TypeVar("T")
 _INF = math.inf
 
 
-def _is_expiry_policy(policy: object) -> bool:
-    return callable(getattr(policy, "after_write", None)) and callable(
-        getattr(policy, "after_use", None)
-    )
-
-
-def _expiry_tuple(expiry: object) -> tuple[ExpiryPolicy, ...]:
-    if expiry is None:
-        return ()
-    if _is_expiry_policy(expiry):
-        return (expiry,)  # type: ignore[return-value]
-    policies = tuple(expiry) if isinstance(expiry, (tuple, list)) else (expiry,)
-    for policy in policies:
-        if not _is_expiry_policy(policy):
-            msg = f"expiry must be an expiry policy or a tuple of them, got {policy!r}"
-            raise TypeError(msg)
-    return policies
-
-
 @attrs.define(kw_only=True, eq=False)
 class MemoryStore:
     """An async key-value store in memory, with optional expiry and size bound.
@@ -101,21 +82,9 @@ class MemoryStore:
     _default_clock: bool = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        policies = _expiry_tuple(self.expiry)
-        eviction = self.eviction
-        if eviction is not None and not (
-            callable(getattr(eviction, "weigh", None))
-            and callable(getattr(eviction, "evictor", None))
-        ):
-            msg = f"eviction must be an eviction policy such as LRU(...), got {eviction!r}"
-            raise TypeError(msg)
-        if not callable(self.clock):
-            msg = f"clock must be a callable returning seconds, got {self.clock!r}"
-            raise TypeError(msg)
-        if self.on_remove is not None and not callable(self.on_remove):
-            msg = f"on_remove must be callable or None, got {self.on_remove!r}"
-            raise TypeError(msg)
-        self._sync = engine = SyncMemoryStore(policies, eviction, self.clock, self.on_remove)
+        self._sync = engine = SyncMemoryStore(
+            expiry=self.expiry, eviction=self.eviction, clock=self.clock, on_remove=self.on_remove
+        )
         self._data = engine._data  # noqa: SLF001
         self._plain = not engine._tracks_use  # noqa: SLF001
         self._use = engine._use  # noqa: SLF001
@@ -166,7 +135,7 @@ class MemoryStore:
                     except KeyError:
                         pass
                 next(self._hits)
-                return entry[2]
+                return entry[1]
         return self._sync.get_locked(key, default)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -407,11 +376,15 @@ class MemoryStore:
         return self._sync.purge_expired()
 
     async def aclose(self) -> None:
-        """Release the store's memory: the same as `clear`.
+        """Stop the store's background work: refreshes started by `get_or_set`.
 
-        The store stays usable. ``async with store:`` calls it on exit.
+        The entries stay: a store may be shared, and closing one user's handle must not
+        erase the others' data (call `clear` for that). The store stays usable.
+        ``async with store:`` calls it on exit.
+
+        Changed in 0.2: no longer clears the store.
         """
-        self._sync.clear()
+        await self._loader.aclose()
 
     async def __aenter__(self) -> MemoryStore:  # noqa: PYI034 -- final in spirit
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -306,8 +306,42 @@ class LRUEvictor:
         if (self.max_size is not None and len(order) > self.max_size) or (
             self.max_weight is not None and self._weight > self.max_weight
         ):
-            return next(iter(order))
+            while True:
+                try:
+                    return next(iter(order))
+                except RuntimeError:  # a lock-free read moved a key between iter and next
+                    continue
         return None
+
+    def rebuild(self, weigh: Callable[[str], int]) -> None:
+        """Make the weights agree with the order again, after an interrupted operation.
+
+        Keys that left the order lose their weight; keys without one are weighed with
+        *weigh* (a weigher that raises counts as 0). Runtime complexity: `O(n)`.
+        """
+        weights = self._weights
+        if weights is None:
+            return
+        fresh: dict[str, int] = {}
+        for key in list(self.order):
+            weight = weights.get(key)
+            if weight is None:
+                try:
+                    weight = weigh(key)
+                except Exception:  # noqa: BLE001 -- counted as weightless, never raised here
+                    weight = 0
+            fresh[key] = weight
+        self._weights = fresh
+        self._weight = sum(fresh.values())
+
+    def check(self, items: Sequence[tuple[str, object]]) -> None:
+        """Raise `AssertionError` unless the weights match the keys of *items* (tests)."""
+        weights = self._weights
+        if weights is not None and (
+            set(weights) != {key for key, _ in items} or self._weight != sum(weights.values())
+        ):
+            msg = "the LRU weights do not match the keys"
+            raise AssertionError(msg)
 
     @property
     def weight(self) -> int:

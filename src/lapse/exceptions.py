@@ -20,4 +20,15 @@ class ReentrantLoadError(LapseError, RuntimeError):
     """
 
 
-__all__ = ["LapseError", "ReentrantLoadError"]
+class ReentrantCallError(LapseError, RuntimeError):
+    """A weigher or an expiry policy used the store that was calling it.
+
+    A store calls them while it holds its lock, in the middle of a write; using the store
+    from there would deadlock or see a half-made change. Raised instead, and the write
+    changes nothing. (``on_remove`` runs after the lock is released and may use the store.)
+
+    Added in 0.2.
+    """
+
+
+__all__ = ["LapseError", "ReentrantCallError", "ReentrantLoadError"]
