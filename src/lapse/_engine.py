@@ -386,11 +386,14 @@ class SyncMemoryStore:
         if expires == _INF:
             return
         bucket_id = expires // 1.0
-        del self._buckets[bucket_id][key]  # an empty bucket stays, for the next key
+        bucket = self._buckets[bucket_id]
+        del bucket[key]  # an empty bucket stays, for the next key
         if self._exact:
             exact = self._exact.get(bucket_id)
             if exact is not None:
                 exact.remove((expires, key))
+                if bucket and self._head // 1.0 == bucket_id:
+                    self._head = exact.first()[0]  # the next deadline, exactly
 
     def _reindex(self, key: str, old: float, new: float) -> None:
         """Move *key* from the deadline *old* to *new*: nothing to do within one bucket."""
@@ -413,21 +416,48 @@ class SyncMemoryStore:
             self._exact[bucket_id] = exact
         return exact
 
-    def _earliest_expired(self, now: float) -> str | None:
-        """Return the expired key with the earliest deadline, or ``None``."""
+    def _expire_first(self, now: float) -> bool:
+        """Drop the entry with the earliest deadline if it has passed; return whether it did.
+
+        The purge's hot path: `_drop` and `_unindex` written out for the first entry of
+        the first bucket.
+        """
         ids, buckets = self._ids, self._buckets
         while self._head <= now:
-            first = ids[0]
-            if not buckets[first]:  # an empty bucket reached by the clock: gone for good
+            first = self._head // 1.0  # the first bucket's id: the head lies in it
+            bucket = buckets[first]
+            if not bucket:  # an empty bucket reached by the clock: gone for good
                 del buckets[first]
                 self._exact.pop(first, None)
                 del ids[0]
                 self._head = ids[0] if ids else _INF
                 continue
-            expires, key = self._ordered(first).first()
-            self._head = expires  # the earliest deadline, exactly: no purge before it passes
-            return key if expires <= now else None
-        return None
+            exact = self._exact.get(first)
+            if exact is None:
+                exact = self._ordered(first)
+            items, start = exact.items, exact.start
+            expires, key = items[start]
+            if expires > now:
+                self._head = expires  # exactly: nothing to purge before it passes
+                return False
+            self._busy = True
+            entry = self._data.pop(key)
+            del bucket[key]
+            start += 1
+            self._head = items[start][0] if start < len(items) else first
+            if start > _COMPACT and 2 * start > len(items):
+                del items[:start]
+                start = 0
+            exact.start = start
+            self._forget(key, entry, _EXPIRED)
+            return True
+        return False
+
+    def _purge(self, now: float) -> None:
+        """Drop up to `_PURGE_STEP` expired entries, earliest first: what each write does."""
+        for _ in range(_PURGE_STEP):
+            if self._head > now or not self._expire_first(now):
+                return
 
     def _sweep(self) -> None:
         """Drop the empty buckets, once they outnumber the entries: amortized `O(1)`."""
@@ -541,6 +571,10 @@ class SyncMemoryStore:
         self._busy = True
         del self._data[key]
         self._unindex(key, entry[0])
+        self._forget(key, entry, cause)
+
+    def _forget(self, key: str, entry: Entry, cause: RemovalCause) -> None:
+        """After *key* left the dict and the index: the evictor, the counters, the event."""
         if self._evictor is not None:
             self._evictor.remove(key)
         if cause is _EXPIRED:
@@ -620,21 +654,13 @@ class SyncMemoryStore:
 
     def _trim(self, now: float) -> None:
         """Purge a few expired entries, then evict until within the bound."""
-        data = self._data
-        for _ in range(_PURGE_STEP):
-            key = self._earliest_expired(now)
-            if key is None:
-                break
-            self._drop(key, data[key], _EXPIRED)
+        self._purge(now)
         evictor = self._evictor
         if evictor is None:
             return
         while (victim := evictor.victim()) is not None:
-            expired = self._earliest_expired(now)  # never evict a live entry before it
-            if expired is not None:
-                self._drop(expired, data[expired], _EXPIRED)
-            else:
-                self._drop(victim, data[victim], RemovalCause.EVICTED)
+            if self._head > now or not self._expire_first(now):  # expired ones go first
+                self._drop(victim, self._data[victim], RemovalCause.EVICTED)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -804,8 +830,10 @@ class SyncMemoryStore:
                     data.move_to_end(key)  # type: ignore[attr-defined]
             self._sets += 1
             max_size = self._max_size
-            if self._head <= now or (max_size is not None and len(data) > max_size):
+            if max_size is not None and len(data) > max_size:
                 self._trim(now)
+            elif self._head <= now:
+                self._purge(now)
         except BaseException:
             self._dirty = True  # maybe half-way: rebuilt by the next operation
             raise
