@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 import anyio
@@ -31,10 +33,9 @@ async def test_calls_share_by_arguments(store: MemoryStore) -> None:
     assert await lookup(1, "email") == "1:email"
     assert calls == [(1, "name"), (2, "name"), (1, "email")]
     assert lookup.key(1) == lookup.key(user_id=1, field="name")
-    assert (
-        lookup.key(1)
-        == f"{__name__}.test_calls_share_by_arguments.<locals>.lookup(user_id=1, field='name')"
-    )
+    name = f"{__name__}.test_calls_share_by_arguments.<locals>.lookup"
+    # A second function object of one name (this test runs on asyncio, then trio) gets #2.
+    assert re.fullmatch(rf"{re.escape(name)}(#\d+)?\(user_id=1, field='name'\)", lookup.key(1))
     assert await store.ttl(lookup.key(2)) == 60
     assert lookup.__name__ == "lookup"
 

@@ -15,7 +15,7 @@ import pytest
 
 import lapse
 
-from lapse import TTL, Loaded, MemoryStore
+from lapse import TTL, MemoryStore
 from lapse.exceptions import ReentrantLoadError
 from lapse.testing import ManualClock
 
@@ -338,7 +338,7 @@ async def test_refresh_ahead_serves_stale_once_and_reloads_once(clock: ManualClo
     await anyio.wait_all_tasks_blocked()
     assert version == 2
     assert await read() == "v2"
-    assert isinstance(await store.get("k"), Loaded)
+    assert await store.get("k") == "v2"  # stored as it is, no wrapper
     assert await store.ttl("k") == 100  # the reload wrote a fresh entry
 
 
@@ -369,7 +369,7 @@ async def test_failed_refresh_keeps_old_value_until_ttl(
     assert "refreshing 'k' failed" in caplog.text
     assert store.stats().load_failures == 1
     clock.advance(14)
-    assert await store.get("k") == Loaded("v1", 1000.0)
+    assert await store.get("k") == "v1"
     clock.advance(1)  # the TTL of v1 ends: the next call loads afresh
     assert await store.get_or_set("k", factory, ttl=30, refresh_after=10) == "v3"
 
@@ -385,11 +385,11 @@ def test_refresh_ahead_in_threads(clock: ManualClock) -> None:
         version += 1
         return f"v{version}"
 
-    assert store.sync.get_or_set("k", factory, refresh_after=10) == "v1"
+    assert store.sync.get_or_set("k", factory, ttl=100, refresh_after=10) == "v1"
     clock.advance(10)
-    assert store.sync.get_or_set("k", factory, refresh_after=10) == "v1"
+    assert store.sync.get_or_set("k", factory, ttl=100, refresh_after=10) == "v1"
     assert replaced.wait(5)  # the background thread stored v2 over v1
-    assert store.sync.get_or_set("k", factory, refresh_after=10) == "v2"
+    assert store.sync.get_or_set("k", factory, ttl=100, refresh_after=10) == "v2"
     assert version == 2
 
 

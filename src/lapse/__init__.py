@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._cached import AsyncCachedFunction, CachedFunction, cached
 from ._clock import Clock
 from ._engine import SyncMemoryStore
-from ._loader import Loaded, get_or_set
+from ._loader import get_or_set
 from ._memory import MemoryStore
 from ._policies import LRU, TTL, Idle
 from ._store import RemovalCause, Stats, Store
@@ -21,7 +21,6 @@ __all__ = [
     "Clock",
     "Idle",
     "LRU",
-    "Loaded",
     "MemoryStore",
     "RemovalCause",
     "Stats",

@@ -1,17 +1,30 @@
-"""The `cached` decorator: memoize a function's results in a store, single-flight."""
+"""The `cached` decorator: memoize a function's results in a store, single-flight.
+
+Default keys are built from values, never from addresses (`canonical`), and start from a
+name that is unique to the decorated function object within this process (`_prefix`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import fractions
 import functools
 import hashlib
 import inspect
 import itertools
+import pathlib
+import re
 import threading
+import uuid
 import weakref
 
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+import attrs
 
 from ._clock import as_seconds
 from ._loader import Loader, loader_for
@@ -23,28 +36,140 @@ R = TypeVar("R")
 S = TypeVar("S")
 
 _MAX_KEY = 250  # longer default keys are hashed
+_MAX_DEPTH = 32  # deeper arguments are refused: likely a cycle
 
-# Instances get a token the first time a cached method sees them, never reused: two
-# objects never share entries, even when one reuses the address of another that is gone.
+# Objects keyed by identity get a token the first time a key is built from them, never
+# reused: an object at a dead object's address does not inherit its entries.
 _tokens: dict[int, str] = {}
 _token_counter = itertools.count(1)
 _tokens_lock = threading.Lock()
 
+# Decorated functions by name: the second function object with a name gets "#2", and so
+# on (closures from one factory, lambdas), so that two functions never share entries.
+_prefixes: dict[str, itertools.count[int]] = {}
+
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes, complex})
+# Types whose repr is their value, whatever their subclass or instance.
+_BY_REPR = (
+    dt.date,  # and datetime
+    dt.time,
+    dt.timedelta,
+    dt.tzinfo,
+    decimal.Decimal,
+    fractions.Fraction,
+    uuid.UUID,
+    pathlib.PurePath,
+    range,
+    re.Pattern,
+)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
 
 def _identity(obj: object) -> str:
-    if isinstance(obj, type):
-        return f"{obj.__module__}.{obj.__qualname__}"
+    """A token for *obj* that no other object ever gets, or `TypeError`."""
     key = id(obj)
     with _tokens_lock:
         token = _tokens.get(key)
         if token is None:
-            token = f"{type(obj).__qualname__}#{next(_token_counter)}"
             try:
                 weakref.finalize(obj, _tokens.pop, key, None)
-            except TypeError:  # not weakly referenceable: its address is all we have
-                return f"{type(obj).__qualname__}@{key:x}"
-            _tokens[key] = token
+            except TypeError:
+                kind = _name(type(obj))
+                msg = (
+                    f"cannot build a cache key from a {kind} argument: it is known only by its "
+                    f"address (default repr), and cannot be weakly referenced to get a token; "
+                    f"pass key=... to @cached, or give {type(obj).__qualname__} a __repr__ "
+                    "that shows its value"
+                )
+                raise TypeError(msg) from None
+            token = _tokens[key] = f"<{type(obj).__qualname__}#{next(_token_counter)}>"
     return token
+
+
+def canonical(value: Any, depth: int = 0) -> str:  # noqa: C901, PLR0911, PLR0912 -- one case per kind
+    """Return a text that identifies *value* by value, the same in every process.
+
+    Numbers, strings, bytes and ``None`` by their ``repr``; tuples and lists item by
+    item; dicts and sets sorted, whatever their insertion order or hash seed; enums by
+    name; dataclasses and attrs classes by their fields; classes by qualified name;
+    dates, decimals, UUIDs, paths and other value types by ``repr``; any other object
+    by its own ``__repr__`` if it has one that shows no address. An object known only by
+    its address gets a token never given to another object (or `TypeError` if it
+    cannot be weakly referenced), so a call with it never shares an entry with a call
+    with another object.
+
+    Raises:
+        TypeError: *value* cannot be keyed (see above), or is nested deeper than 32 levels.
+    """
+    cls = value.__class__
+    if cls in _PLAIN:
+        return repr(value)
+    if depth > _MAX_DEPTH:
+        msg = "a cache key argument is nested too deeply (a cycle?); pass key=... to @cached"
+        raise TypeError(msg)
+    depth += 1
+    if cls is tuple or cls is list:
+        inner = ", ".join(canonical(item, depth) for item in value)
+        return f"({inner},)" if cls is tuple else f"[{inner}]"
+    if cls is dict:
+        items = sorted(f"{canonical(k, depth)}: {canonical(v, depth)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if cls is set or cls is frozenset:
+        return f"{cls.__name__}({{{', '.join(sorted(canonical(v, depth) for v in value))}}})"
+    if isinstance(value, type):
+        return f"<class {_name(value)}>"
+    if isinstance(value, enum.Enum):
+        return f"{_name(cls)}.{value.name}"
+    if dataclasses.is_dataclass(value):
+        fields = ", ".join(
+            f"{f.name}={canonical(getattr(value, f.name), depth)}"
+            for f in dataclasses.fields(value)
+        )
+        return f"{_name(cls)}({fields})"
+    if attrs.has(cls):
+        fields = ", ".join(
+            f"{f.name}={canonical(getattr(value, f.name), depth)}" for f in attrs.fields(cls)
+        )
+        return f"{_name(cls)}({fields})"
+    if isinstance(value, (str, int, float, bytes)):  # subclasses: their base value
+        base = next(b for b in (str, bool, int, float, bytes) if isinstance(value, b))
+        return f"{_name(cls)}:{base.__repr__(value)}"
+    if isinstance(value, (tuple, list, dict, set, frozenset)):  # named tuples and the like
+        plain = next(b for b in (tuple, list, dict, set, frozenset) if isinstance(value, b))
+        return f"{_name(cls)}:{canonical(plain(value), depth)}"
+    if isinstance(value, _BY_REPR):
+        return f"{_name(cls)}:{value!r}"
+    if cls.__repr__ is not object.__repr__:
+        text = repr(value)
+        if not _ADDRESS.search(text):
+            return f"{_name(cls)}:{text}"
+    return _identity(value)
+
+
+def _describe(fn: Any) -> str:
+    """``module.qualname`` of a function, a partial or a callable instance."""
+    if isinstance(fn, functools.partial):
+        return f"{_describe(fn.func)}.partial"
+    qualname = getattr(fn, "__qualname__", None)
+    module = getattr(fn, "__module__", None)
+    if qualname is None or module is None:  # a callable instance
+        return f"{_name(type(fn))}.__call__"
+    return f"{module}.{qualname}"
+
+
+def _prefix(fn: Any) -> str:
+    """A name for *fn* that no other decorated function object gets in this process."""
+    name = _describe(fn)
+    with _tokens_lock:
+        counter = _prefixes.get(name)
+        if counter is None:
+            _prefixes[name] = itertools.count(2)
+            return name
+        return f"{name}#{next(counter)}"
 
 
 _Pairs = list[tuple[str, Any]]
@@ -85,20 +210,19 @@ def _simple_binder(signature: inspect.Signature) -> Callable[..., _Pairs | None]
     return bind
 
 
-def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
+def default_key(fn: Callable[..., Any], prefix: str | None = None) -> Callable[..., str]:
     """Return the default key builder of *fn*.
 
-    The key is ``module.qualname(arg=value, ...)``: the arguments bound to *fn*'s
-    signature with defaults applied, so positional and keyword forms of one call give one
-    key, each value by its ``repr``. The first argument of a method (``self`` or ``cls``)
-    is replaced by the identity of the object. A key longer than 250 characters is
-    shortened to the name and a SHA-256 of the whole.
+    The key is ``prefix(arg=value, ...)``: the arguments bound to *fn*'s signature with
+    defaults applied, so positional and keyword forms of one call give one key, each value
+    as `canonical` spells it (``self`` and ``cls`` included). *prefix* is
+    ``module.qualname``, with ``#2``, ``#3`` ... for the second and later function objects
+    of one name in this process. A key longer than 250 characters is shortened to the
+    prefix and a SHA-256 of the whole.
     """
     signature = inspect.signature(fn)
-    params = list(signature.parameters.values())
-    instance = params[0].name if params and params[0].name in ("self", "cls") else None
-    kinds = {p.name: p.kind for p in params}
-    prefix = f"{fn.__module__}.{fn.__qualname__}"
+    kinds = {p.name: p.kind for p in signature.parameters.values()}
+    prefix = _prefix(fn) if prefix is None else prefix
     fast_bind = _simple_binder(signature)
 
     def make_key(*args: Any, **kwargs: Any) -> str:
@@ -107,14 +231,12 @@ def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             pairs = list(bound.arguments.items())
-        parts = []
+        parts: list[str] = []
         for name, value in pairs:
-            if name == instance:
-                parts.append(f"{name}=<{_identity(value)}>")
-            elif kinds[name] is inspect.Parameter.VAR_KEYWORD:
-                parts.extend(f"{k}={v!r}" for k, v in sorted(value.items()))
+            if kinds[name] is inspect.Parameter.VAR_KEYWORD:
+                parts.extend(f"{k}={canonical(v)}" for k, v in sorted(value.items()))
             else:
-                parts.append(f"{name}={value!r}")
+                parts.append(f"{name}={canonical(value)}")
         key = f"{prefix}({', '.join(parts)})"
         if len(key) > _MAX_KEY:
             key = f"{prefix}#sha256:{hashlib.sha256(key.encode()).hexdigest()}"
@@ -138,7 +260,14 @@ class _Base(Generic[P, R]):
         make_key: Callable[..., str],
         options: dict[str, Any],
     ) -> None:
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        if inspect.isfunction(fn) or inspect.ismethod(fn):
+            functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        else:  # a partial or a callable instance: its name, never its attributes
+            functools.update_wrapper(self, fn, updated=())  # type: ignore[arg-type]
+            name = _describe(fn).rpartition(".")[2]
+            self.__name__ = getattr(fn, "__name__", name)
+            self.__qualname__ = getattr(fn, "__qualname__", name)
+        self._binds_class = False  # a classmethod's: binds the class, not the instance
         self._fn = fn
         self._store = store
         self._loader = loader
@@ -153,8 +282,10 @@ class _Base(Generic[P, R]):
             raise TypeError(msg)
         return key
 
-    def _bind(self, obj: Any) -> Any:
+    def _bind(self, obj: Any, objtype: Any) -> Any:
         """``obj.method``: the function with *obj* as first argument, key and invalidate too."""
+        if self._binds_class:
+            return _Bound(self, objtype if objtype is not None else type(obj))
         return self if obj is None else _Bound(self, obj)
 
 
@@ -198,8 +329,13 @@ class AsyncCachedFunction(_Base[P, R]):
         return result
 
     async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Remove the entry of this call; return whether there was one."""
-        removed: bool = await self._store.delete(self.key(*args, **kwargs))
+        """Remove the entry of this call; return whether there was one.
+
+        A load of this call still in progress will not store its result afterwards.
+        """
+        key = self.key(*args, **kwargs)
+        self._loader.invalidate(key)
+        removed: bool = await self._store.delete(key)
         return removed
 
     @overload
@@ -209,7 +345,7 @@ class AsyncCachedFunction(_Base[P, R]):
         self: AsyncCachedFunction[Concatenate[S, P2], R], obj: S, objtype: Any = None
     ) -> AsyncCachedFunction[P2, R]: ...
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        return self._bind(obj)
+        return self._bind(obj, objtype)
 
 
 class CachedFunction(_Base[P, R]):
@@ -234,8 +370,13 @@ class CachedFunction(_Base[P, R]):
         return result
 
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Remove the entry of this call; return whether there was one."""
-        removed: bool = self._store.delete(self.key(*args, **kwargs))
+        """Remove the entry of this call; return whether there was one.
+
+        A load of this call still in progress will not store its result afterwards.
+        """
+        key = self.key(*args, **kwargs)
+        self._loader.invalidate(key)
+        removed: bool = self._store.delete(key)
         return removed
 
     @overload
@@ -245,7 +386,7 @@ class CachedFunction(_Base[P, R]):
         self: CachedFunction[Concatenate[S, P2], R], obj: S, objtype: Any = None
     ) -> CachedFunction[P2, R]: ...
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        return self._bind(obj)
+        return self._bind(obj, objtype)
 
 
 class _Decorator:
@@ -255,34 +396,62 @@ class _Decorator:
         self._options = options
 
     @overload
+    def __call__(self, fn: staticmethod[P, R]) -> staticmethod[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, fn: classmethod[S, P, R]) -> classmethod[S, P, R]: ...
+    @overload
     def __call__(  # type: ignore[overload-overlap]
         self, fn: Callable[P, Coroutine[Any, Any, R]]
     ) -> AsyncCachedFunction[P, R]: ...
     @overload
     def __call__(self, fn: Callable[P, R]) -> CachedFunction[P, R]: ...
-    def __call__(self, fn: Callable[P, Any]) -> Any:
+    def __call__(self, fn: Any) -> Any:
+        if isinstance(fn, staticmethod):  # @cached above @staticmethod: cache the function
+            return staticmethod(self(fn.__func__))
+        if isinstance(fn, classmethod):  # ... above @classmethod: bind the class
+            inner = self(fn.__func__)
+            inner._binds_class = True  # noqa: SLF001
+            return inner
+        if not callable(fn):
+            msg = f"@cached decorates a function, not a {type(fn).__name__}"
+            raise TypeError(msg)
         make_key = self._key or default_key(fn)
-        if inspect.iscoroutinefunction(fn):
-            return AsyncCachedFunction(
-                fn, self._store, loader_for(self._store), make_key, self._options
-            )
-        sync = getattr(self._store, "sync", None)
-        if sync is None or not all(
-            callable(getattr(sync, m, None)) for m in ("get", "set", "delete")
-        ):
+        store, name = self._store, _describe(fn)
+        if _is_async(fn):
+            if not _is_async(getattr(store, "get", None)):
+                msg = (
+                    f"{name} is async, and {type(store).__name__} is not an async store: "
+                    "pass the MemoryStore itself, not its .sync"
+                )
+                raise TypeError(msg)
+            return AsyncCachedFunction(fn, store, loader_for(store), make_key, self._options)
+        sync = store if _is_sync_store(store) else getattr(store, "sync", None)
+        if not _is_sync_store(sync):
             msg = (
-                f"{fn.__qualname__} is not async, and {type(self._store).__name__} has no "
-                "sync face: decorate an async function, or use a store with .sync such as "
-                "MemoryStore"
+                f"{name} is not async, and {type(store).__name__} has no sync face: decorate "
+                "an async function, or use a store with .sync such as MemoryStore"
             )
             raise TypeError(msg)
         return CachedFunction(fn, sync, loader_for(sync), make_key, self._options)
 
 
+def _is_async(fn: object) -> bool:
+    """Whether calling *fn* gives a coroutine: a coroutine function, partial or instance."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 -- an instance's async __call__
+    )
+
+
+def _is_sync_store(store: object) -> bool:
+    """Whether *store* has plain (not async) get, set and delete."""
+    methods = [getattr(store, name, None) for name in ("get", "set", "delete")]
+    return all(callable(m) and not _is_async(m) for m in methods)
+
+
 def cached(
     store: Any,
     *,
-    ttl: float | timedelta | None = None,
+    ttl: float | dt.timedelta | None = None,
     key: Callable[..., str] | None = None,
     cache_none: bool = True,
     refresh_after: float | None = None,
@@ -300,10 +469,20 @@ def cached(
         user.key(1)                 # 'app.user(user_id=1)'
         await user.invalidate(1)    # removes that entry
 
-    Works on async functions with any `lapse.Store`, and on plain functions with a store
-    that has a ``sync`` face (`MemoryStore`). Methods work too: two instances never share
-    an entry, and ``self`` need not be hashable. Concurrent calls with one missing key
-    share one call of the function, as `MemoryStore.get_or_set` describes.
+    Works on async functions with any `lapse.Store`, and on plain functions with
+    ``store.sync`` or a store that has a ``sync`` face (`MemoryStore`); also on methods,
+    static and class methods, `functools.partial` objects and callable instances.
+    Concurrent calls with one missing key share one call of the function, as
+    `MemoryStore.get_or_set` describes; a thread and an async task asking for the same
+    missing key at once each load it (their waits cannot be shared).
+
+    The default key names the function object (a second function with the same
+    qualified name, such as another closure from one factory, gets ``#2``) and each
+    argument by value (see `canonical`): a call never gets another call's result.
+    Arguments known only by their address (the default ``repr``), ``self`` included, get
+    a token that no other object ever gets, so their entries are never served to anyone
+    else; they stay in the store until they expire or are evicted, so give such a store
+    a TTL or an `LRU` bound.
 
     Args:
         store: Where the results are kept.

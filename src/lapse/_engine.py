@@ -53,7 +53,7 @@ import attrs
 from sortedcontainers import SortedList
 
 from ._clock import Clock, as_seconds, monotonic
-from ._loader import Loader
+from ._loader import DELETE, Loader
 from ._policies import LRU, TTL, EvictionPolicy, Evictor, ExpiryPolicy, Idle, LRUEvictor
 from ._store import RemovalCause, Stats, check_key
 from .exceptions import ReentrantCallError
@@ -286,6 +286,7 @@ class SyncMemoryStore:
     _evictions: int = attrs.field(init=False, default=0)
     _expirations: int = attrs.field(init=False, default=0)
     _loader: Loader = attrs.field(init=False)
+    _tickets: dict[str, Any] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._policies = policies = expiry_tuple(self._expiry)
@@ -324,6 +325,7 @@ class SyncMemoryStore:
                 self._max_size = evictor.max_size
         # Our async get never yields, so a load need not read the store again after a miss.
         self._loader = Loader(self._clock, recheck=False)
+        self._tickets = self._loader.tickets  # loads in progress, by key
 
     def __repr__(self) -> str:
         """Show the configuration and the size, never a key or a value."""
@@ -583,6 +585,8 @@ class SyncMemoryStore:
             self._evictions += 1
         elif cause is RemovalCause.EXPLICIT:
             self._deletes += 1
+            if self._tickets:
+                self._loader.invalidate(key)  # a delete wins over loads started before it
         if self._on_remove is not None:
             self._events.append((key, entry[1], cause))
 
@@ -635,6 +639,8 @@ class SyncMemoryStore:
     ) -> None:
         """Store a prepared write, replacing or dropping what was there."""
         self._busy = True
+        if self._tickets:
+            self._loader.invalidate(key)  # a write wins over loads that started before it
         data = self._data
         old = data.get(key)
         if old is not None and old[0] <= now:
@@ -800,6 +806,8 @@ class SyncMemoryStore:
             if now != now:  # NaN  # noqa: PLR0124
                 raise _nan_clock(self._clock)  # noqa: TRY301
             hard = now + (self._fixed_ttl if seconds is None else seconds)  # type: ignore[operator]
+            if self._tickets:
+                self._loader.invalidate(key)  # a write wins over loads that started before it
             data = self._data
             old = data.get(key)
             if old is not None and old[0] <= now:
@@ -846,6 +854,33 @@ class SyncMemoryStore:
             lock.release()
             if events is not None:
                 self._notify(events)
+
+    @_locked
+    def _store_load(self, key: str, value: Any, ttl: TTLArg, ticket: Any) -> None:
+        """Store a load's result (or delete the key for `DELETE`), unless *ticket* is stale.
+
+        Under the lock, so that no write can come between the check and the store.
+        """
+        if ticket.stale:
+            return
+        now = self._now()
+        if value is DELETE:
+            entry = self._live(key, now)
+            if entry is not None:
+                self._drop(key, entry, RemovalCause.EXPLICIT)
+            return
+        hard, soft, weight = self._prepare(key, value, now, ttl_seconds(ttl), False)
+        self._write(key, value, hard, soft, weight, now)
+        self._trim(now)
+
+    @_locked
+    def _write_ttl(self, key: str) -> float | None:
+        """The seconds left before the write deadline of a live *key*, or ``None``."""
+        now = self._now()
+        entry = self._live(key, now)
+        if entry is None:
+            return None
+        return self._write_deadline(entry) - now
 
     @_locked
     def _set_slow(self, key: str, value: Any, seconds: float | None, keep_ttl: bool) -> None:
@@ -953,6 +988,8 @@ class SyncMemoryStore:
         removed = 0
         for key in keys:
             entry = self._live(key, now)
+            if self._tickets:
+                self._loader.invalidate(key)
             if entry is not None:
                 self._drop(key, entry, RemovalCause.EXPLICIT)
                 removed += 1
@@ -962,6 +999,8 @@ class SyncMemoryStore:
     def pop(self, key: str, default: Any = None) -> Any:
         """Remove *key* and return its value. See `MemoryStore.pop`."""
         entry = self._live(key, self._now())
+        if self._tickets:
+            self._loader.invalidate(key)  # present or not: a delete after a load started
         if entry is None:
             return default
         self._drop(key, entry, RemovalCause.EXPLICIT)
@@ -971,6 +1010,8 @@ class SyncMemoryStore:
     def clear(self) -> None:
         """Remove every entry. See `MemoryStore.clear`."""
         now = self._now()
+        for key in list(self._tickets):
+            self._loader.invalidate(key)
         for key, entry in list(self._data.items()):
             expired = entry[0] <= now
             self._drop(key, entry, _EXPIRED if expired else RemovalCause.EXPLICIT)

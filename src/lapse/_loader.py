@@ -5,8 +5,14 @@ of one missing key share one call of the factory, and the counters that
 ``MemoryStore.stats()`` reports. Any `lapse.Store` gets a loader of its own through
 `loader_for`: single-flight then holds within this process.
 
-Refresh-ahead needs the time an entry was loaded. A value loaded with *refresh_after* is
-stored wrapped in a `Loaded` record with that time; `get_or_set` unwraps it.
+Two rules shape it:
+
+- **A write wins over an older load.** Each load holds a `_Ticket` in `Loader.tickets`
+  while it runs; a store that knows its loader (`MemoryStore`) marks the tickets of a key
+  stale whenever the key is written or deleted, and stores a load's result only if its
+  ticket is still fresh, under the store's lock. The load's callers still get the value.
+- **Values are stored as they are.** Refresh-ahead needs the age of a value; it is the
+  entry's lifetime minus the lifetime it has left (``ttl()``), so nothing is wrapped.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import inspect
 import logging
+import math
 import threading
 import time
 import weakref
@@ -29,35 +37,36 @@ import attrs
 
 from ._clock import Clock, as_seconds
 from ._store import check_key
-from .exceptions import ReentrantLoadError
+from .exceptions import LoadError, ReentrantLoadError
 
 
 T = TypeVar("T")
 _log = logging.getLogger("lapse")
 _MISSING: Any = object()
+DELETE: Any = object()
+"""Passed as the value to a store's ``_store_load``: delete the key instead."""
 
-# The (loader, key) pairs whose factory is running in this context: a factory that asks
-# for its own key would otherwise wait for itself.
-_loading: contextvars.ContextVar[frozenset[tuple[int, str]]] = contextvars.ContextVar(
-    "lapse_loading", default=frozenset()
+
+@attrs.define(eq=False)
+class _Running:
+    """Marks a factory call as running, for as long as it runs (seen by re-entrance checks)."""
+
+    running: bool = True
+
+
+# The factory calls running in this context: (loader id, key, marker). A factory that asks
+# for its own key while it runs would wait for itself. Tasks started inside a factory
+# inherit the context; the marker tells them when that load is over.
+_loading: contextvars.ContextVar[tuple[tuple[int, str, _Running], ...]] = contextvars.ContextVar(
+    "lapse_loading", default=()
 )
 
 
-@attrs.frozen
-class Loaded:
-    """A value stored by a load with *refresh_after*, with the time it was loaded.
+@attrs.define(eq=False)
+class _Ticket:
+    """One load or refresh in progress: marked stale by a later write or delete of its key."""
 
-    `get_or_set` and `lapse.cached` unwrap it; a plain ``get`` of the key returns it as is.
-
-    Attributes:
-        value: The loaded value.
-        loaded_at: The store's clock when it was loaded.
-
-    Added in 0.1.
-    """
-
-    value: Any
-    loaded_at: float
+    stale: bool = False
 
 
 @attrs.frozen
@@ -69,6 +78,7 @@ class _Load:
     factory: Callable[[], Any]
     ttl: Any
     refresh_after: float | None
+    lifetime: float | None  # the write lifetime, when refresh_after needs it
     cache_none: bool
 
 
@@ -82,14 +92,65 @@ class _Flight:
     abandoned: bool = False  # the leader was cancelled: a waiter takes over
 
 
-def _check(key: str, ttl: Any, refresh_after: float | None) -> float | None:
-    """Check a get_or_set call before anything is read or loaded; return *refresh_after*."""
+def _default_lifetime(store: Any) -> float | None:
+    """The write lifetime a store gives when no ttl is passed, if it is one constant."""
+    engine = getattr(store, "_sync", store)
+    lifetime = getattr(engine, "_fixed_ttl", None)
+    return lifetime if isinstance(lifetime, float | int) else None
+
+
+def _check(store: Any, key: str, ttl: Any, refresh_after: float | None) -> float | None:
+    """Check a get_or_set call before anything is read or loaded; return the lifetime."""
     check_key(key)
-    if ttl is not None:
-        as_seconds(ttl, what="ttl")
+    seconds = None if ttl is None else as_seconds(ttl, what="ttl")
     if refresh_after is None:
         return None
-    return as_seconds(refresh_after, what="refresh_after")
+    as_seconds(refresh_after, what="refresh_after")
+    lifetime = seconds if seconds is not None else _default_lifetime(store)
+    if lifetime is None or lifetime == math.inf:
+        msg = (
+            "refresh_after needs a finite lifetime: pass ttl=..., or use a store with a TTL "
+            "policy (the age of a value is its lifetime minus the time it has left)"
+        )
+        raise ValueError(msg)
+    return lifetime
+
+
+def _abandons(error: BaseException) -> bool:
+    """Whether a leader's *error* (not an `Exception`) leaves the load to a waiter.
+
+    A cancellation of the leader, ``KeyboardInterrupt`` and the like do: the load did not
+    fail, its caller went away. A `CancelledError` that the factory raised by itself
+    (nobody cancelled the task) does not: that is the load failing. Python 3.10 cannot
+    tell the two apart (no ``Task.cancelling()``) and takes it as a cancellation.
+    """
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+        return cancelling is None or cancelling() > 0
+    return True
+
+
+def _reraise(key: str, error: BaseException) -> BaseException:
+    """Return what a waiter raises for the leader's *error*: a copy with its own traceback.
+
+    Every waiter raising the one exception object would grow its traceback each time.
+    A factory's own `CancelledError` (nobody cancelled it) must not cancel the waiters:
+    they get `LoadError` from it.
+    """
+    if isinstance(error, Exception):
+        try:
+            twin = copy.copy(error)
+        except Exception:  # noqa: BLE001 -- an exception that cannot be copied
+            twin = None
+        if type(twin) is type(error):
+            twin.__cause__, twin.__context__ = error.__cause__, error.__context__
+            twin.__suppress_context__ = error.__suppress_context__
+            return twin.with_traceback(error.__traceback__)
+    msg = f"loading {key!r} failed: the factory raised {error!r}"
+    failure = LoadError(msg)
+    failure.__cause__ = error
+    return failure
 
 
 def _spawn(fn: Callable[[], Coroutine[Any, Any, None]], keep: set[Any]) -> None:
@@ -119,9 +180,10 @@ class Loader:
     """Single-flight loads and refresh-ahead for one store, and their counters.
 
     Attributes:
-        clock: The clock that stamps loads for refresh-ahead.
+        clock: The store's clock.
         recheck: Whether the async path reads the store again after it wins a load. A
             store whose ``get`` never yields to the event loop (`MemoryStore`) needs not.
+        tickets: The loads in progress by key; the store marks them stale on writes.
     """
 
     clock: Clock
@@ -129,6 +191,7 @@ class Loader:
     loads: int = attrs.field(init=False, default=0)
     load_failures: int = attrs.field(init=False, default=0)
     load_time: float = attrs.field(init=False, default=0.0)
+    tickets: dict[str, list[_Ticket]] = attrs.field(init=False, factory=dict)
     _flights: dict[tuple[int, str], _Flight] = attrs.field(init=False, factory=dict)
     _sync_flights: dict[str, _Flight] = attrs.field(init=False, factory=dict)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
@@ -144,20 +207,48 @@ class Loader:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    # -- invalidation ------------------------------------------------------------------
+
+    def invalidate(self, key: str) -> None:
+        """*key* was written or deleted: loads in progress must not store their result.
+
+        Called by the store under its own lock. Runtime complexity: `O(1)` per load.
+        """
+        for ticket in tuple(self.tickets.get(key, ())):
+            ticket.stale = True
+
+    @contextlib.contextmanager
+    def _ticket(self, key: str) -> Iterator[_Ticket]:
+        ticket = _Ticket()
+        with self._lock:
+            self.tickets.setdefault(key, []).append(ticket)
+        try:
+            yield ticket
+        finally:
+            with self._lock:
+                held = self.tickets.get(key)
+                if held is not None:
+                    held.remove(ticket)
+                    if not held:
+                        del self.tickets[key]
+
     # -- shared pieces -----------------------------------------------------------------
 
     def _check_reentry(self, key: str) -> None:
-        if (id(self), key) in _loading.get():
-            msg = (
-                f"the factory loading {key!r} asked the same store for {key!r}: "
-                "it would wait for itself"
-            )
-            raise ReentrantLoadError(msg)
+        me = id(self)
+        for loader, loading, call in _loading.get():
+            if loader == me and loading == key and call.running:
+                msg = (
+                    f"the factory loading {key!r} asked the same store for {key!r}: "
+                    "it would wait for itself"
+                )
+                raise ReentrantLoadError(msg)
 
     @contextlib.contextmanager
     def _measured(self, key: str) -> Iterator[None]:
         """Around a call of a factory: mark *key* as loading here, count and time the call."""
-        token = _loading.set(_loading.get() | {(id(self), key)})
+        call = _Running()
+        token = _loading.set((*_loading.get(), (id(self), key, call)))
         started = time.perf_counter()
         try:
             yield
@@ -167,6 +258,7 @@ class Loader:
         else:
             self._count(started, loads=1)
         finally:
+            call.running = False
             _loading.reset(token)
 
     def _count(self, started: float, *, loads: int = 0, failures: int = 0) -> None:
@@ -183,29 +275,32 @@ class Loader:
         except Exception as e:
             flight.error = e
             raise
-        except BaseException:
-            flight.abandoned = True  # cancelled: a waiter takes over
+        except BaseException as e:
+            if _abandons(e):
+                flight.abandoned = True  # cancelled: a waiter takes over
+            else:
+                flight.error = e  # the factory raised it by itself: the waiters fail too
             raise
         finally:
             with self._lock:
                 del flights[key]
             flight.done.set()
 
-    def _unwrap(self, found: Any, refresh_after: float | None) -> tuple[Any, bool]:
-        """Return the value and whether it is due for a refresh."""
-        if type(found) is not Loaded:
-            return found, False
-        due = refresh_after is not None and self.clock() - found.loaded_at >= refresh_after
-        return found.value, due
+    def _outcome(self, key: str, flight: _Flight) -> Any:
+        """A waiter's result: the value, or the leader's error (raised afresh)."""
+        if flight.error is not None:
+            raise _reraise(key, flight.error)
+        return flight.value
 
-    def _serve(self, found: Any, load: _Load, refresh: Callable[[_Load], None]) -> Any:
-        value, due = self._unwrap(found, load.refresh_after)
-        if due:
-            refresh(load)
-        return value
+    def _due(self, load: _Load, remaining: float | None) -> bool:
+        """Whether a value with *remaining* seconds to live is older than refresh_after."""
+        if remaining is None or load.lifetime is None or load.refresh_after is None:
+            return False
+        return load.lifetime - remaining >= load.refresh_after
 
-    def _wrap(self, value: Any, load: _Load) -> Any:
-        return value if load.refresh_after is None else Loaded(value, self.clock())
+    def _stored(self, load: _Load, value: Any) -> Any:
+        """What a load stores: the value, or DELETE for a None that is not to be cached."""
+        return DELETE if value is None and not load.cache_none else value
 
     # -- async -------------------------------------------------------------------------
 
@@ -220,40 +315,61 @@ class Loader:
         cache_none: bool = True,
     ) -> Any:
         """Return the live value of *key*, or load it once for every concurrent caller."""
-        refresh_after = _check(key, ttl, refresh_after)
+        lifetime = _check(store, key, ttl, refresh_after)
         found = await store.get(key, _MISSING)
-        if found is not _MISSING and type(found) is not Loaded:
+        if found is not _MISSING and refresh_after is None:
             return found  # the common case, kept short
-        load = _Load(store, key, factory, ttl, refresh_after, cache_none)
+        load = _Load(store, key, factory, ttl, refresh_after, lifetime, cache_none)
         self._check_reentry(key)
         flight_key = (threading.get_ident(), key)  # an event belongs to one loop
         while True:
             if found is not _MISSING:
-                return self._serve(found, load, self._refresh_async)
+                if self._due(load, await self._remaining(load)):
+                    self._refresh_async(load)
+                return found
             flight = self._flights.get(flight_key)
             if flight is None:
                 return await self._lead(load, flight_key)
             await flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
             if not flight.abandoned:
-                return flight.value
+                return self._outcome(key, flight)
             # The leader was cancelled: go round again, and one of us takes over.
             found = await store.get(key, _MISSING)
 
+    async def _remaining(self, load: _Load) -> float | None:
+        store = load.store
+        write_ttl = getattr(store, "_write_ttl", None)
+        if write_ttl is not None:
+            remaining: float | None = write_ttl(load.key)
+        else:
+            remaining = await store.ttl(load.key)
+        return remaining
+
     async def _lead(self, load: _Load, flight_key: tuple[int, str]) -> Any:
         flight = self._flights[flight_key] = _Flight(anyio.Event())
-        with self._leading(self._flights, flight_key, flight):
+        with self._leading(self._flights, flight_key, flight), self._ticket(load.key) as ticket:
             # A load may have ended while our read was in flight.
             found = await load.store.get(load.key, _MISSING) if self.recheck else _MISSING
             if found is not _MISSING:
-                value = self._unwrap(found, load.refresh_after)[0]
+                value = found
             else:
                 value = await self._call(load)
-                if value is not None or load.cache_none:
-                    await load.store.set(load.key, self._wrap(value, load), ttl=load.ttl)
+                stored = self._stored(load, value)
+                if stored is not DELETE:
+                    await self._put(load, stored, ticket)
             flight.value = value
         return value
+
+    async def _put(self, load: _Load, value: Any, ticket: _Ticket) -> None:
+        """Store a load's result unless a write or delete came after the load started."""
+        put = getattr(load.store, "_store_load", None)
+        if put is not None:
+            put(load.key, value, load.ttl, ticket)
+        elif not ticket.stale:  # a store that does not know us: the best we can do
+            if value is DELETE:
+                await load.store.delete(load.key)
+            else:
+                await load.store.set(load.key, value, ttl=load.ttl)
 
     async def _call(self, load: _Load) -> Any:
         with self._measured(load.key):
@@ -269,8 +385,9 @@ class Loader:
 
         async def refresh() -> None:
             try:
-                value = await self._call(load)
-                await load.store.set(load.key, self._wrap(value, load), ttl=load.ttl)
+                with self._ticket(load.key) as ticket:
+                    value = await self._call(load)
+                    await self._put(load, self._stored(load, value), ticket)
             except Exception:  # noqa: BLE001 -- the stale value stays until it expires
                 _log.warning("refreshing %r failed; serving the old value", load.key, exc_info=True)
             finally:
@@ -291,15 +408,17 @@ class Loader:
         cache_none: bool = True,
     ) -> Any:
         """`get_or_set` for threads, on a store with plain ``get`` and ``set``."""
-        refresh_after = _check(key, ttl, refresh_after)
+        lifetime = _check(store, key, ttl, refresh_after)
         found = store.get(key, _MISSING)
-        if found is not _MISSING and type(found) is not Loaded:
+        if found is not _MISSING and refresh_after is None:
             return found
-        load = _Load(store, key, factory, ttl, refresh_after, cache_none)
+        load = _Load(store, key, factory, ttl, refresh_after, lifetime, cache_none)
         self._check_reentry(key)
         while True:
             if found is not _MISSING:
-                return self._serve(found, load, self._refresh_thread)
+                if self._due(load, self._remaining_sync(load)):
+                    self._refresh_thread(load)
+                return found
             with self._lock:
                 flight = self._sync_flights.get(key)
                 leader = flight is None
@@ -308,23 +427,40 @@ class Loader:
             if leader:
                 return self._lead_sync(load, flight)
             flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
             if not flight.abandoned:
-                return flight.value
+                return self._outcome(key, flight)
             found = store.get(key, _MISSING)
 
+    def _remaining_sync(self, load: _Load) -> float | None:
+        write_ttl = getattr(load.store, "_write_ttl", None)
+        remaining: float | None = (write_ttl or load.store.ttl)(load.key)
+        return remaining
+
     def _lead_sync(self, load: _Load, flight: _Flight) -> Any:
-        with self._leading(self._sync_flights, load.key, flight):
+        with (
+            self._leading(self._sync_flights, load.key, flight),
+            self._ticket(load.key) as ticket,
+        ):
             found = load.store.get(load.key, _MISSING)  # another thread may have just loaded it
             if found is not _MISSING:
-                value = self._unwrap(found, load.refresh_after)[0]
+                value = found
             else:
                 value = self._call_sync(load)
-                if value is not None or load.cache_none:
-                    load.store.set(load.key, self._wrap(value, load), ttl=load.ttl)
+                stored = self._stored(load, value)
+                if stored is not DELETE:
+                    self._put_sync(load, stored, ticket)
             flight.value = value
         return value
+
+    def _put_sync(self, load: _Load, value: Any, ticket: _Ticket) -> None:
+        put = getattr(load.store, "_store_load", None)
+        if put is not None:
+            put(load.key, value, load.ttl, ticket)
+        elif not ticket.stale:
+            if value is DELETE:
+                load.store.delete(load.key)
+            else:
+                load.store.set(load.key, value, ttl=load.ttl)
 
     def _call_sync(self, load: _Load) -> Any:
         with self._measured(load.key):
@@ -338,8 +474,9 @@ class Loader:
 
         def refresh() -> None:
             try:
-                value = self._call_sync(load)
-                load.store.set(load.key, self._wrap(value, load), ttl=load.ttl)
+                with self._ticket(load.key) as ticket:
+                    value = self._call_sync(load)
+                    self._put_sync(load, self._stored(load, value), ticket)
             except Exception:  # noqa: BLE001 -- the stale value stays until it expires
                 _log.warning("refreshing %r failed; serving the old value", load.key, exc_info=True)
             finally:
@@ -410,7 +547,11 @@ async def get_or_set(
 
     Works on any `lapse.Store`. Concurrent callers of one missing key share one call of
     *factory* (sync or async) within this process; see `MemoryStore.get_or_set` for the
-    whole behaviour.
+    whole behaviour. *refresh_after* needs the store to have ``ttl(key)``.
+
+    On a store that is not a `MemoryStore`, a write or delete made directly on the store
+    while a load of that key runs cannot be seen: the load may store its older result
+    after it. Writes and deletes made through ``fn.invalidate()`` are seen.
 
     Added in 0.1.
     """

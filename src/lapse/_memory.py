@@ -93,6 +93,12 @@ class MemoryStore:
         self._loader = engine._loader  # noqa: SLF001
         self._default_clock = engine._default_clock  # noqa: SLF001
 
+    def _store_load(self, key: str, value: Any, ttl: TTLArg, ticket: Any) -> None:
+        self._sync._store_load(key, value, ttl, ticket)  # noqa: SLF001 -- for the loader
+
+    def _write_ttl(self, key: str) -> float | None:
+        return self._sync._write_ttl(key)  # noqa: SLF001 -- for the loader
+
     @property
     def sync(self) -> SyncMemoryStore:
         """The same store, with plain methods instead of coroutines.
@@ -183,17 +189,22 @@ class MemoryStore:
         (single-flight), on asyncio and trio; threads share theirs through
         ``store.sync.get_or_set``.
 
-        - If *factory* raises, every caller waiting for it gets the exception and nothing
-          is stored.
+        - If *factory* raises, every caller waiting for it gets the exception (each its
+          own copy, with its own traceback) and nothing is stored. A factory that raises
+          `asyncio.CancelledError` without being cancelled fails its waiters with
+          `lapse.exceptions.LoadError`; it does not cancel them.
         - If the caller running *factory* is cancelled, the others are not: one of them
           calls *factory* again.
         - If *factory* asks this store for *key* while loading it, it gets
           `lapse.exceptions.ReentrantLoadError` instead of waiting for itself forever.
-        - With *refresh_after* (seconds), a value loaded longer ago than that is returned as
-          it is, and one background call of *factory* replaces it. If that call fails, the
+        - A write or delete of *key* made after the load started wins: the load's result
+          is returned to its callers but not stored over it (Caffeine's rule).
+        - With *refresh_after* (seconds), a value older than that is returned as it is,
+          and one background call of *factory* replaces it. If that call fails, the
           failure is logged on the ``lapse`` logger and the old value stays until it
-          expires. Such values are stored wrapped in a `Loaded` record with their load
-          time, which ``get_or_set`` unwraps and a plain ``get`` does not.
+          expires. The age of a value is its lifetime (*ttl*, or the store's `TTL`)
+          minus the time it has left, so values are stored as they are, and
+          *refresh_after* needs a finite lifetime.
 
         *ttl* is that of `set`. Loads, failures and the time spent loading are counted in
         `stats`. ``None`` is a value like any other and is stored.
@@ -202,7 +213,8 @@ class MemoryStore:
 
         Raises:
             TypeError: *key* is not a ``str``, or *ttl* is not a number.
-            ValueError: *ttl* or *refresh_after* is zero, negative or NaN.
+            ValueError: *ttl* or *refresh_after* is zero, negative or NaN, or
+                *refresh_after* is given without a finite lifetime.
             lapse.exceptions.ReentrantLoadError: *factory* asked for *key* itself.
         """
         return await self._loader.get_or_set(

@@ -31,4 +31,16 @@ class ReentrantCallError(LapseError, RuntimeError):
     """
 
 
-__all__ = ["LapseError", "ReentrantCallError", "ReentrantLoadError"]
+class LoadError(LapseError):
+    """A load failed in a way its waiters cannot re-raise as it is.
+
+    Callers waiting for another caller's load get the load's own exception (a copy, with
+    a traceback of their own). When that exception cannot be copied, or is not an
+    `Exception` (a factory that raised `asyncio.CancelledError` without being cancelled),
+    they get this instead, with the original as its ``__cause__``.
+
+    Added in 0.2.
+    """
+
+
+__all__ = ["LapseError", "LoadError", "ReentrantCallError", "ReentrantLoadError"]

@@ -1,0 +1,262 @@
+"""Rules of get_or_set and @cached: values as stored, writes win, errors and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import traceback
+
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from lapse import LRU, TTL, MemoryStore, RemovalCause, cached
+from lapse.exceptions import LoadError
+from lapse.testing import ManualClock
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_refreshed_values_are_stored_as_they_are(clock: ManualClock) -> None:
+    """Issue #8.3: get, get_many, pop, on_remove and weighers see the value, never a wrapper."""
+    removed: list[Any] = []
+    store = MemoryStore(
+        clock=clock,
+        eviction=LRU(max_weight=100, weigher=lambda key, value: len(value)),
+        on_remove=lambda key, value, cause: removed.append(value),
+    )
+    assert await store.get_or_set("k", lambda: "v1", ttl=60, refresh_after=10) == "v1"
+    assert await store.get("k") == "v1"
+    assert await store.get_many(["k"]) == {"k": "v1"}
+    assert await store.pop("k") == "v1"
+    assert removed == ["v1"]
+
+
+async def test_a_plain_set_keeps_refresh_ahead(clock: ManualClock) -> None:
+    """Issue #8.3: after a plain set, refresh-ahead still reloads the key when it is old."""
+    store = MemoryStore(clock=clock)
+    loads = 0
+    done = anyio.Event()
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        done.set()
+        return "loaded"
+
+    await store.set("k", "written", ttl=60)
+    clock.advance(11)
+    assert await store.get_or_set("k", load, ttl=60, refresh_after=10) == "written"
+    with anyio.fail_after(5):
+        await done.wait()
+    await anyio.wait_all_tasks_blocked()
+    assert loads == 1
+    assert await store.get("k") == "loaded"
+
+
+async def test_refresh_after_needs_a_lifetime() -> None:
+    """refresh_after without a ttl on a store without a TTL policy is refused, clearly."""
+    with pytest.raises(ValueError, match="refresh_after needs a finite lifetime"):
+        await MemoryStore().get_or_set("k", lambda: 1, refresh_after=5)
+    store = MemoryStore(expiry=TTL(30))  # the policy gives the lifetime
+    assert await store.get_or_set("k", lambda: 1, refresh_after=5) == 1
+
+
+async def test_a_refresh_returning_none_is_not_cached(clock: ManualClock) -> None:
+    """Issue #8.4: with cache_none=False, a background refresh that returns None stores nothing."""
+    store = MemoryStore(clock=clock)
+    results = iter(["v1", None])
+    refreshed = anyio.Event()
+
+    @cached(store, ttl=60, refresh_after=10, cache_none=False)
+    async def lookup() -> str | None:
+        value = next(results)
+        if value is None:
+            refreshed.set()
+        return value
+
+    assert await lookup() == "v1"
+    clock.advance(10)
+    assert await lookup() == "v1"  # stale; the refresh returns None
+    with anyio.fail_after(5):
+        await refreshed.wait()
+    await anyio.wait_all_tasks_blocked()
+    assert await store.get(lookup.key()) is None
+    assert not await store.has(lookup.key())
+
+
+@pytest.mark.parametrize("write", ["delete", "set", "invalidate"])
+async def test_a_write_during_a_load_wins(store: MemoryStore, write: str) -> None:
+    """Issue #8.5: a delete or set made while a load runs is not overwritten by its result."""
+    started, release = anyio.Event(), anyio.Event()
+
+    @cached(store, ttl=60)
+    async def slow() -> str:
+        started.set()
+        await release.wait()
+        return "old"
+
+    results: list[str] = []
+
+    async def call() -> None:
+        results.append(await slow())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        await started.wait()
+        if write == "delete":
+            await store.delete(slow.key())
+        elif write == "set":
+            await store.set(slow.key(), "fresh")
+        else:
+            await slow.invalidate()
+        release.set()
+    assert results == ["old"]  # the caller still gets its value
+    expected = "fresh" if write == "set" else None
+    assert await store.get(slow.key()) == expected
+
+
+async def test_a_write_during_a_refresh_wins(clock: ManualClock) -> None:
+    """Issue #8.5: a value set while a background refresh runs is not replaced by it."""
+    store = MemoryStore(clock=clock)
+    started, release, finished = anyio.Event(), anyio.Event(), anyio.Event()
+    version = 0
+
+    async def load() -> str:
+        nonlocal version
+        version += 1
+        if version == 2:
+            started.set()
+            await release.wait()
+            finished.set()
+        return f"v{version}"
+
+    assert await store.get_or_set("k", load, ttl=60, refresh_after=10) == "v1"
+    clock.advance(10)
+    assert await store.get_or_set("k", load, ttl=60, refresh_after=10) == "v1"
+    with anyio.fail_after(5):
+        await started.wait()
+    await store.set("k", "written meanwhile")
+    release.set()
+    with anyio.fail_after(5):
+        await finished.wait()
+    await anyio.wait_all_tasks_blocked()
+    assert await store.get("k") == "written meanwhile"
+
+
+def test_a_write_during_a_threaded_load_wins() -> None:
+    """Issue #8.5: the rule holds for store.sync.get_or_set in threads too."""
+    store = MemoryStore()
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        return "old"
+
+    result: list[str] = []
+    thread = threading.Thread(target=lambda: result.append(store.sync.get_or_set("k", slow)))
+    thread.start()
+    assert started.wait(5)
+    store.sync.delete("k")  # nothing to delete yet: still a delete after the load started
+    release.set()
+    thread.join()
+    assert result == ["old"]
+    assert store.sync.get("k") is None
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_factory_raising_cancelled_by_itself_fails_once(store: MemoryStore) -> None:
+    """Issue #8.6: a factory's own CancelledError fails the load once; no waiter is cancelled."""
+    calls = 0
+
+    async def factory() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        raise asyncio.CancelledError  # nobody cancelled us
+
+    outcomes: list[str] = []
+
+    async def call() -> None:
+        try:
+            await store.get_or_set("k", factory)
+        except LoadError:
+            outcomes.append("load error")
+        except asyncio.CancelledError:
+            outcomes.append("cancelled")
+
+    with anyio.fail_after(0.5):  # 20 calls one after another would take 1 s
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(call)
+    assert calls == 1
+    assert outcomes.count("load error") == 19  # the leader gets its own CancelledError
+    assert outcomes.count("cancelled") == 1
+
+
+async def test_every_waiter_gets_its_own_traceback(store: MemoryStore) -> None:
+    """Issue #8.7: 1000 waiters of a failing load: tracebacks stay short, exceptions distinct."""
+    release = anyio.Event()
+
+    class UpstreamError(Exception):
+        pass
+
+    async def factory() -> str:
+        await release.wait()
+        msg = "upstream down"
+        raise UpstreamError(msg)
+
+    errors: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await store.get_or_set("k", factory)
+        except UpstreamError as e:
+            errors.append(e)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(1000):
+            tg.start_soon(call)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert len(errors) == 1000
+    assert len({id(e) for e in errors}) == 1000
+    assert max(len(traceback.extract_tb(e.__traceback__)) for e in errors) < 30
+    assert all(str(e) == "upstream down" for e in errors)
+
+
+async def test_tasks_started_by_a_factory_may_load_the_key_later(store: MemoryStore) -> None:
+    """Issue #8.8: the loading mark ends with the load; a task it started is not refused."""
+    later: list[Any] = []
+
+    async with anyio.create_task_group() as tg:
+
+        async def follow_up() -> None:
+            await anyio.sleep(0.01)  # after the load has finished
+            await store.delete("k")  # a miss: the loading mark would be checked
+            later.append(await store.get_or_set("k", lambda: "again", ttl=5))
+
+        async def factory() -> str:
+            tg.start_soon(follow_up)  # inherits the factory's context
+            return "first"
+
+        assert await store.get_or_set("k", factory, ttl=5) == "first"
+    assert later == ["again"]
+
+
+async def test_a_raising_on_remove_while_loading_does_not_lose_the_value(
+    clock: ManualClock,
+) -> None:
+    """A loader's store of a result may evict; a failing on_remove is logged, the value kept."""
+
+    def on_remove(key: str, value: Any, cause: RemovalCause) -> None:
+        raise RuntimeError
+
+    store = MemoryStore(clock=clock, eviction=LRU(1), on_remove=on_remove)
+    await store.set("a", 1)
+    assert await store.get_or_set("b", lambda: 2) == 2
+    assert await store.get("b") == 2
