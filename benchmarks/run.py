@@ -231,6 +231,38 @@ async def churn(writes: int, window_seconds: float, rate: float) -> dict[str, An
     }
 
 
+async def cached_hit(ops: int, repeats: int) -> dict[str, float]:
+    """ns per hit of an @cached async function, beside a plain get of its key."""
+    from lapse import TTL, MemoryStore, cached  # noqa: PLC0415
+
+    store = MemoryStore(expiry=TTL(3600))
+
+    @cached(store)
+    async def price(product_id: int, currency: str = "EUR") -> float:
+        return 9.99
+
+    await price(1)
+    key = price.key(1)
+    calls = [(1,)] * ops
+    hits, gets = [], []
+    for _ in range(repeats):
+        hits.append(await _timed_async(price, calls))
+        gets.append(await _timed_async(store.get, [(key,)] * ops))
+    return {"cached_hit_ns": statistics.median(hits), "get_ns": statistics.median(gets)}
+
+
+async def _timed_async(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for call in calls:
+            await fn(*call)
+        return (time.perf_counter() - start) / len(calls) * 1e9
+    finally:
+        gc.enable()
+
+
 async def stampede(callers: int, latency: float) -> dict[str, dict[str, float]]:
     """*callers* concurrent calls of a cached function on a cold key: how many loads?"""
     from aiocache import SimpleMemoryCache  # noqa: PLC0415
@@ -466,6 +498,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"cachetools TTLCache {c['cachetools_ttl_peak_held']:,} ({c['cachetools_ttl_ns']:,.0f} ns/write), "
         f"cachetools TLRUCache {c.get('cachetools_tlru_ns', float('nan')):,.0f} ns/write.",
         "",
+        "### @cached hit",
+        "",
+        *(
+            [
+                f"An `@cached` async function with two arguments: {results['cached_hit']['cached_hit_ns']:,.0f} ns per hit "
+                f"(a plain `get` of its key: {results['cached_hit']['get_ns']:,.0f} ns).",
+                "",
+            ]
+            if "cached_hit" in results
+            else []
+        ),
         "### Stampede: 1000 concurrent calls of a cached function on a cold key (5 ms load)",
         "",
         "| subject | loads | ms to serve all |",
@@ -552,6 +595,8 @@ async def main() -> None:
     results["memory_bytes_per_entry"] = memory(results["memory_n"])
     print("churn ...", file=sys.stderr, flush=True)
     results["churn"] = await churn(ops * 2, window_seconds=10.0, rate=1000.0)
+    print("cached hit ...", file=sys.stderr, flush=True)
+    results["cached_hit"] = await cached_hit(ops, repeats)
     print("stampede ...", file=sys.stderr, flush=True)
     results["stampede"] = await stampede(1000, latency=0.005)
     results["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(results)]

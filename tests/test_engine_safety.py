@@ -191,13 +191,14 @@ def test_an_interrupted_write_leaves_the_store_consistent(step: int) -> None:
                 raise KeyboardInterrupt
         return None
 
+    previous = sys.gettrace()  # coverage's: put it back afterwards
     sys.settrace(tracer)
     try:
         store.set("k9", 9, ttl=3)
     except KeyboardInterrupt:
         pass
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     store._check_invariants()
     for i in range(10):
         store.set(f"n{i}", i)

@@ -233,7 +233,9 @@ def default_key(fn: Callable[..., Any], prefix: str | None = None) -> Callable[.
             pairs = list(bound.arguments.items())
         parts: list[str] = []
         for name, value in pairs:
-            if kinds[name] is inspect.Parameter.VAR_KEYWORD:
+            if value.__class__ in _PLAIN:  # canonical()'s first case, without the call
+                parts.append(f"{name}={value!r}")
+            elif kinds[name] is inspect.Parameter.VAR_KEYWORD:
                 parts.extend(f"{k}={canonical(v)}" for k, v in sorted(value.items()))
             else:
                 parts.append(f"{name}={canonical(value)}")

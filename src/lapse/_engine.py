@@ -196,7 +196,7 @@ class _Ordered:
 
 def _reentered() -> ReentrantCallError:
     return ReentrantCallError(
-        "a weigher or expiry policy must not use the store that calls it "
+        "a weigher, an expiry policy or an update() function must not use the store that calls it "
         "(it runs under the store's lock, in the middle of a write)"
     )
 
@@ -943,6 +943,33 @@ class SyncMemoryStore:
         self._write(key, value, hard, soft, weight, now)
         self._trim(now)
         return value
+
+    @_locked
+    def update(
+        self,
+        key: str,
+        fn: Callable[[Any], Any],
+        *,
+        ttl: TTLArg = None,
+        keep_ttl: bool = False,
+    ) -> Any:
+        """Replace the value of *key* by ``fn(value)``, atomically. See `MemoryStore.update`."""
+        check_key(key)
+        seconds = ttl_seconds(ttl)
+        if keep_ttl and seconds is not None:
+            msg = "update() takes a ttl or keep_ttl=True, not both"
+            raise ValueError(msg)
+        now = self._now()
+        entry = self._live(key, now)
+        new = self._callback(fn, None if entry is None else entry[1])
+        if new is None:
+            if entry is not None:
+                self._drop(key, entry, RemovalCause.EXPLICIT)
+            return None
+        hard, soft, weight = self._prepare(key, new, now, seconds, keep_ttl)
+        self._write(key, new, hard, soft, weight, now)
+        self._trim(now)
+        return new
 
     @_locked
     def _set_write_deadline(self, key: str, ttl: float) -> bool:

@@ -115,7 +115,7 @@ class MemoryStore:
 
         Counts as a use (LRU order and idle deadline) and as a hit or a miss.
 
-        Runtime complexity: `O(1)`; `O(log(n))` when an idle deadline moves.
+        Runtime complexity: `O(1)`; `O(1)` amortized when an idle deadline moves.
 
         Raises:
             TypeError: *key* is not a ``str``.
@@ -149,7 +149,7 @@ class MemoryStore:
 
         Each key counts as a use and as a hit or a miss, as `get` does.
 
-        Runtime complexity: `O(k)`, `O(k*log(n))` with idle deadlines, for *k* keys.
+        Runtime complexity: `O(k)` for *k* keys, amortized.
 
         Raises:
             TypeError: A key is not a ``str`` (checked before anything is read).
@@ -254,14 +254,14 @@ class MemoryStore:
 
         Expired entries that are not purged yet are not counted.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(b + log(n))`, *b* the wholly expired buckets not purged yet.
         """
         return len(self._sync)
 
     def stats(self) -> Stats:
         """Return a frozen snapshot of the store's counters and size.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(b + log(n))`, as `len()`.
         """
         return self._sync.stats()
 
@@ -278,7 +278,7 @@ class MemoryStore:
         deadline (on a missing key it is a plain set). Counts as a use. May purge a few
         expired entries and evict to stay within the bound.
 
-        Runtime complexity: `O(log(n))` -- amortized.
+        Runtime complexity: `O(1)` -- amortized.
 
         Raises:
             TypeError: *key* is not a ``str``, or *ttl* is not a number or timedelta.
@@ -292,7 +292,7 @@ class MemoryStore:
 
         Every key, the *ttl* and every weight are checked before anything is written.
 
-        Runtime complexity: `O(k*log(n))` for *k* items.
+        Runtime complexity: `O(k)` for *k* items -- amortized.
         """
         self._sync.set_many(mapping, ttl=ttl)
 
@@ -301,7 +301,7 @@ class MemoryStore:
 
         A live *key* is left as it is and not counted as used.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(1)` -- amortized.
         """
         return self._sync.add(key, value, ttl=ttl)
 
@@ -311,7 +311,7 @@ class MemoryStore:
         A missing *key* counts as 0 and gets the policy's lifetime; an existing one keeps
         its write deadline. Counts as a use. Atomic: concurrent increments lose nothing.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(1)` -- amortized.
 
         Raises:
             TypeError: *delta* is not an ``int``, or the value at *key* is not an ``int``
@@ -319,12 +319,36 @@ class MemoryStore:
         """
         return self._sync.incr(key, delta)
 
+    async def update(
+        self,
+        key: str,
+        fn: Callable[[Any], Any],
+        *,
+        ttl: TTLArg = None,
+        keep_ttl: bool = False,
+    ) -> Any:
+        """Replace the value of *key* by ``fn(value)``, atomically, and return the new value.
+
+        *fn* gets the live value, or ``None`` if *key* is missing, and returns the new
+        value; returning ``None`` deletes *key* (so ``None`` cannot be stored this way).
+        No other operation on the store can come between the read and the write: *fn*
+        runs under the store's lock, so it must be quick and must not use the store
+        (it gets `lapse.exceptions.ReentrantCallError`). If *fn* raises, nothing changes
+        and the exception reaches the caller. *ttl* and *keep_ttl* are those of `set`.
+        This is the read-modify-write that sessions use; Redis does it with WATCH/MULTI.
+
+        Runtime complexity: `O(1)` -- amortized, plus *fn*'s own.
+
+        Added in 0.2.
+        """
+        return self._sync.update(key, fn, ttl=ttl, keep_ttl=keep_ttl)
+
     async def expire(self, key: str, ttl: float | timedelta) -> bool:
         """Set the write deadline of a live *key* to *ttl* seconds from now.
 
         Returns ``False`` if *key* is missing. Does not count as a use.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(1)` -- amortized.
         """
         return self._sync.expire(key, ttl)
 
@@ -334,7 +358,7 @@ class MemoryStore:
         Returns ``True`` if a deadline was removed, ``False`` if *key* is missing or had
         none. An idle policy still applies to it.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(1)` -- amortized.
         """
         return self._sync.persist(key)
 
@@ -343,7 +367,7 @@ class MemoryStore:
 
         Returns ``False`` if *key* is missing.
 
-        Runtime complexity: `O(1)`; `O(log(n))` when an idle deadline moves.
+        Runtime complexity: `O(1)` -- amortized.
         """
         return self._sync.touch(key)
 
@@ -352,28 +376,28 @@ class MemoryStore:
     async def delete(self, key: str) -> bool:
         """Remove *key*; return whether it was live.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(1)` -- amortized.
         """
         return self._sync.delete(key)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Remove every key of *keys*; return how many were live.
 
-        Runtime complexity: `O(k*log(n))` for *k* keys.
+        Runtime complexity: `O(k)` for *k* keys -- amortized.
         """
         return self._sync.delete_many(keys)
 
     async def pop(self, key: str, default: Any = None) -> Any:
         """Remove *key* and return its value, or return *default* if it is missing.
 
-        Runtime complexity: `O(log(n))`.
+        Runtime complexity: `O(1)` -- amortized.
         """
         return self._sync.pop(key, default)
 
     async def clear(self) -> None:
         """Remove every entry, reporting each to ``on_remove``.
 
-        Runtime complexity: `O(n*log(n))`.
+        Runtime complexity: `O(n)`.
         """
         self._sync.clear()
 
@@ -383,7 +407,7 @@ class MemoryStore:
         There is no need to call it for correctness, and writes already purge a few
         expired entries each; call it to free memory at a moment of your choosing.
 
-        Runtime complexity: `O(k*log(n))` for *k* expired entries.
+        Runtime complexity: `O(k*log(k))` for *k* expired entries.
         """
         return self._sync.purge_expired()
 
