@@ -260,3 +260,112 @@ async def test_a_raising_on_remove_while_loading_does_not_lose_the_value(
     await store.set("a", 1)
     assert await store.get_or_set("b", lambda: 2) == 2
     assert await store.get("b") == 2
+
+
+class StrictError(Exception):
+    """An exception that cannot be rebuilt from its args: copy.copy fails on it."""
+
+    def __init__(self, *, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+
+async def test_an_uncopyable_error_reaches_waiters_as_load_error(store: MemoryStore) -> None:
+    """When the leader's exception cannot be copied, waiters get LoadError from it."""
+    release = anyio.Event()
+
+    async def factory() -> str:
+        await release.wait()
+        raise StrictError(code=3)
+
+    outcomes: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await store.get_or_set("k", factory)
+        except (StrictError, LoadError) as e:
+            outcomes.append(e)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(call)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert sorted(type(e).__name__ for e in outcomes) == ["LoadError", "LoadError", "StrictError"]
+    assert all(isinstance(e.__cause__, StrictError) for e in outcomes if isinstance(e, LoadError))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aclose_cancels_refreshes_in_progress(clock: ManualClock) -> None:
+    """aclose() stops background work: a refresh still running is cancelled, data stays."""
+    store = MemoryStore(clock=clock)
+    started = anyio.Event()
+    cancelled = False
+
+    async def load() -> str:
+        nonlocal cancelled
+        if await store.has("k"):  # the refresh
+            started.set()
+            try:
+                await anyio.sleep_forever()
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
+        return "v1"
+
+    assert await store.get_or_set("k", load, ttl=60, refresh_after=10) == "v1"
+    clock.advance(10)
+    assert await store.get_or_set("k", load, ttl=60, refresh_after=10) == "v1"
+    with anyio.fail_after(5):
+        await started.wait()
+    await store.aclose()
+    assert cancelled
+    assert await store.get("k") == "v1"
+
+
+class MinimalStore:
+    """get, set, delete and ttl, with no loader of its own and no lapse internals."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.data: dict[str, tuple[Any, float]] = {}
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        value, ends = self.data.get(key, (default, float("inf")))
+        return value if ends > self.clock() else default
+
+    async def set(self, key: str, value: Any, *, ttl: Any = None) -> None:
+        self.data[key] = (value, self.clock() + (ttl or float("inf")))
+
+    async def delete(self, key: str) -> bool:
+        return self.data.pop(key, None) is not None
+
+    async def ttl(self, key: str) -> float | None:
+        if key not in self.data:
+            return None
+        return self.data[key][1] - self.clock()
+
+
+async def test_refresh_ahead_on_any_store_with_ttl(clock: ManualClock) -> None:
+    """lapse.get_or_set refreshes on a store of one's own, and cache_none=False deletes."""
+    from lapse import get_or_set  # noqa: PLC0415
+
+    store = MinimalStore(clock)
+    results = iter(["v1", None])
+    refreshed = anyio.Event()
+
+    @cached(store, ttl=30, refresh_after=10, cache_none=False)
+    async def lookup() -> str | None:
+        value = next(results)
+        if value is None:
+            refreshed.set()
+        return value
+
+    assert await lookup() == "v1"
+    clock.advance(10)
+    assert await lookup() == "v1"
+    with anyio.fail_after(5):
+        await refreshed.wait()
+    await anyio.wait_all_tasks_blocked()
+    assert lookup.key() not in store.data
+    assert await get_or_set(store, "x", lambda: 5, ttl=5) == 5

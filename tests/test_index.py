@@ -1,0 +1,76 @@
+"""The deadline-bucket index: exact order where the clock is, sweeps, compaction, len()."""
+
+from __future__ import annotations
+
+import random
+
+from lapse import LRU, RemovalCause, SyncMemoryStore
+from lapse.testing import ManualClock
+
+
+def test_empty_buckets_are_swept_once_they_outnumber_the_entries() -> None:
+    """One key moved across 3000 distinct seconds: empty buckets are swept, never piled up."""
+    clock = ManualClock(0.0)
+    store = SyncMemoryStore(clock=clock)
+    for seconds in range(1, 3001):
+        store.set("k", seconds, ttl=float(seconds))
+        assert len(store._buckets) <= 8 * len(store._data) + 1024 + 1
+    store._check_invariants()
+    assert store.ttl("k") == 3000.0
+    clock.advance(2999.5)
+    assert store.get("k") == 3000
+    clock.advance(0.5)
+    assert store.get("k") is None
+
+
+def test_a_reached_bucket_is_purged_in_order_and_compacted() -> None:
+    """Hundreds of deadlines in one second, reached by the clock: purged earliest first."""
+    clock = ManualClock(100.0)
+    events: list[str] = []
+    store = SyncMemoryStore(clock=clock, on_remove=lambda k, v, c: events.append(k))
+    rng = random.Random(7)
+    deadlines = {f"k{i}": rng.uniform(0.001, 0.999) for i in range(500)}
+    for key, offset in deadlines.items():
+        store.set(key, 0, ttl=10 + offset)  # all in the bucket of second 110
+    clock.advance(10.5)
+    expected_expired = sorted((d, k) for k, d in deadlines.items() if 10 + d <= 10.5)
+    assert len(store) == 500 - len(expected_expired)  # exact, before any purge
+    for i in range(400):  # writes purge two expired entries each, earliest first
+        store.set(f"new{i}", i, ttl=50)
+        if i % 50 == 0:
+            store._check_invariants()
+    assert events == [k for _, k in expected_expired]
+    clock.advance(0.5)
+    assert store.purge_expired() == 500 - len(expected_expired)
+    assert len(store) == 400
+    store._check_invariants()
+
+
+def test_len_counts_buckets_wholly_in_the_past() -> None:
+    """Expired entries in several past buckets and the current one are not counted."""
+    clock = ManualClock(0.0)
+    store = SyncMemoryStore(clock=clock)
+    for i in range(30):
+        store.set(f"k{i}", i, ttl=1.0 + i * 0.5)  # deadlines from 1.0 to 15.5
+    clock.advance(7.2)
+    assert len(store) == sum(1 for i in range(30) if 1.0 + i * 0.5 > 7.2)
+    assert sorted(store.keys()) == sorted(f"k{i}" for i in range(30) if 1.0 + i * 0.5 > 7.2)
+    assert store.stats().size == len(store)
+    store._check_invariants()
+
+
+def test_eviction_takes_expired_entries_across_buckets_first() -> None:
+    """Over the bound, expired entries go first, whichever bucket they are in."""
+    clock = ManualClock(0.0)
+    causes: list[RemovalCause] = []
+    store = SyncMemoryStore(
+        clock=clock, eviction=LRU(5), on_remove=lambda k, v, c: causes.append(c)
+    )
+    for i in range(5):
+        store.set(f"k{i}", i, ttl=1.0 + i)
+    clock.advance(3.5)  # k0, k1, k2 expired
+    for i in range(3):
+        store.set(f"n{i}", i, ttl=100)
+    assert causes.count(RemovalCause.EVICTED) == 0
+    assert sorted(store.keys()) == ["k3", "k4", "n0", "n1", "n2"]
+    store._check_invariants()
