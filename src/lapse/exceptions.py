@@ -43,4 +43,44 @@ class LoadError(LapseError):
     """
 
 
-__all__ = ["LapseError", "LoadError", "ReentrantCallError", "ReentrantLoadError"]
+class StoreError(LapseError):
+    """A store's backend failed: a Redis server down, refusing or answering garbage.
+
+    Chained (``__cause__``) to the driver's own error. A write that raised it may or may
+    not have reached the server, but it is never reported as done.
+
+    Added in 0.2.
+    """
+
+
+class StoreTimeoutError(StoreError, TimeoutError):
+    """A store's backend did not answer within the store's timeout.
+
+    Added in 0.2.
+    """
+
+
+class UnserializableError(LapseError, TypeError):
+    """A value the store's serializer cannot encode; nothing was written.
+
+    Added in 0.2.
+    """
+
+
+class CorruptValueError(LapseError, ValueError):
+    """Bytes under a key that the store's serializer cannot decode (the key is named).
+
+    Added in 0.2.
+    """
+
+
+__all__ = [
+    "CorruptValueError",
+    "LapseError",
+    "LoadError",
+    "ReentrantCallError",
+    "ReentrantLoadError",
+    "StoreError",
+    "StoreTimeoutError",
+    "UnserializableError",
+]

@@ -17,7 +17,7 @@ from lapse import MemoryStore
 from lapse.sessions import SessionManager
 from lapse.testing import ManualClock
 
-from .test_middleware import serving
+from .servers import serving
 
 
 DEMO = Path(__file__).parent.parent.parent / "examples" / "web_demo.py"

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import fastapi
 import httpx
 import pytest
-import uvicorn
 import websockets.sync.client
 
 from starlette.applications import Starlette
@@ -23,6 +20,8 @@ from starlette.websockets import WebSocket
 
 from lapse import MemoryStore
 from lapse.sessions import SessionManager, SessionMiddleware, session_of
+
+from .servers import serving
 
 
 pytestmark = pytest.mark.anyio
@@ -241,37 +240,6 @@ async def test_fastapi_one_line_swap() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="https://t") as client:
         assert (await client.get("/")).json() == {"n": 1}
         assert (await client.get("/")).json() == {"n": 2}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run *app* under a real uvicorn on 127.0.0.1 and a free port; yield its URL."""
-    import threading  # noqa: PLC0415
-
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            thread.join(0.01)
-        if not server.started:
-            msg = "uvicorn did not start"
-            raise RuntimeError(msg)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_a_real_uvicorn_server() -> None:

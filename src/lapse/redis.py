@@ -1,0 +1,8 @@
+"""`RedisStore`: lapse on a Redis server or Redis Cluster (``pip install 'lapse[redis]'``)."""
+
+from __future__ import annotations
+
+from ._redis import JSON, JSONSerializer, PickleSerializer, RedisStore, Serializer
+
+
+__all__ = ["JSON", "JSONSerializer", "PickleSerializer", "RedisStore", "Serializer"]
