@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
+import subprocess
+import sys
 import time
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio
 
@@ -19,7 +24,7 @@ from lapse.redis import PickleSerializer, RedisStore
 from lapse.sessions import SessionManager
 from lapse.testing import StoreContract
 
-from .servers import RedisServer, redis_cluster, redis_server
+from .servers import RedisServer, free_port, redis_cluster, redis_server
 
 
 pytestmark = pytest.mark.anyio
@@ -345,3 +350,38 @@ async def test_sessions_run_on_redis(server: RedisServer) -> None:
     assert await manager.get(new) == {"n": 1, "m": 2, "a": 1, "b": 2}  # WATCH/MULTI: both kept
     await store.clear()
     await store.aclose()
+
+
+def test_two_processes_share_sessions_through_redis(server: RedisServer) -> None:
+    """Two uvicorn processes, one Redis: a session started on one continues on the other."""
+    here = Path(__file__).parent
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "LAPSE_REDIS_URL": server.url}
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(here), "shared_app:app"]
+    options = ["--host", "127.0.0.1", "--log-level", "warning"]
+    processes = [
+        subprocess.Popen([*command, *options, "--port", str(port)], env=env)  # noqa: S603
+        for port in ports
+    ]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url in urls:
+            for _ in range(200):
+                try:
+                    httpx.get(url, timeout=0.5)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            else:
+                msg = f"uvicorn did not start at {url}"
+                raise RuntimeError(msg)
+        with httpx.Client() as client:
+            first = client.get(urls[0]).json()
+            second = client.get(urls[1]).json()
+            third = client.get(urls[0]).json()
+        assert [first["n"], second["n"], third["n"]] == [1, 2, 3]
+        assert first["pid"] != second["pid"]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
