@@ -498,6 +498,25 @@ def markdown(results: dict[str, Any]) -> str:
         f"cachetools TTLCache {c['cachetools_ttl_peak_held']:,} ({c['cachetools_ttl_ns']:,.0f} ns/write), "
         f"cachetools TLRUCache {c.get('cachetools_tlru_ns', float('nan')):,.0f} ns/write.",
         "",
+        "### RedisStore against a local redis-server (ns per call, same connection pool)",
+        "",
+        *(
+            [
+                "| call | ns |",
+                "|---|---|",
+                *(
+                    f"| {name} | {value:,.0f} |"
+                    for name, value in results["redis"].items()
+                    if name != "get_many commands"
+                ),
+                "",
+                f"`get_many` of 100 keys: {results['redis']['get_many commands']:.0f} command (MGET), one round trip; "
+                "`set_many` of 100: one MULTI/EXEC pipeline, one round trip.",
+                "",
+            ]
+            if "redis" in results
+            else []
+        ),
         "### @cached hit",
         "",
         *(
@@ -595,6 +614,10 @@ async def main() -> None:
     results["memory_bytes_per_entry"] = memory(results["memory_n"])
     print("churn ...", file=sys.stderr, flush=True)
     results["churn"] = await churn(ops * 2, window_seconds=10.0, rate=1000.0)
+    print("redis ...", file=sys.stderr, flush=True)
+    import redis_bench  # noqa: PLC0415 -- next to this file
+
+    results["redis"] = await redis_bench.measure(calls=2000 if args.quick else 10_000)
     print("cached hit ...", file=sys.stderr, flush=True)
     results["cached_hit"] = await cached_hit(ops, repeats)
     print("stampede ...", file=sys.stderr, flush=True)

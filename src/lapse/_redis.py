@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import pickle
+import sys
 import time
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -85,6 +88,16 @@ class PickleSerializer:
 
 
 JSON = JSONSerializer()
+
+
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout  # lighter than a cancel scope, and RedisStore is asyncio's
+else:  # pragma: no cover -- Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _timeout(seconds: float) -> AsyncIterator[None]:
+        with anyio.fail_after(seconds):
+            yield
 
 
 def _ms(seconds: float) -> int:
@@ -198,7 +211,7 @@ class RedisStore:
     async def _run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run one driver call within the timeout, with lapse's errors."""
         try:
-            with anyio.fail_after(self.timeout):
+            async with _timeout(self.timeout):
                 return await call()
         except TimeoutError as e:
             msg = f"Redis did not answer {what} within {self.timeout} s"

@@ -1,0 +1,96 @@
+"""RedisStore beside raw redis.asyncio on the same connection pool, against a local server.
+
+Started by run.py (or alone: ``python benchmarks/redis_bench.py``): it starts its own
+redis-server on a free loopback port, with nothing written to disk, and stops it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start(port: int, directory: str) -> subprocess.Popen[bytes]:
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    return subprocess.Popen(  # noqa: S603 -- our own server, on loopback
+        [*args, "--save", "", "--dir", directory], stdout=subprocess.DEVNULL
+    )
+
+
+async def _per_op(calls: int, fn: Any) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        await fn()
+    return (time.perf_counter() - start) / calls * 1e9
+
+
+async def measure(calls: int = 5000, repeats: int = 5) -> dict[str, float]:
+    """ns per call: lapse get/set vs raw GET/SET, and get_many/set_many of 100 keys."""
+    import redis.asyncio  # noqa: PLC0415
+
+    from lapse.redis import RedisStore  # noqa: PLC0415
+
+    if shutil.which("redis-server") is None:
+        msg = "redis-server is not installed: run ./scripts/install-system"
+        raise RuntimeError(msg)
+    port = _free_port()
+    directory = tempfile.mkdtemp(prefix="lapse-bench-redis-")
+    server = _start(port, directory)
+    try:
+        client = redis.asyncio.Redis(port=port)
+        for _ in range(200):
+            try:
+                await client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                await asyncio.sleep(0.02)
+        store = RedisStore(client=client, prefix="b:")
+        await store.set("k", "value")
+        await client.set("raw", b'"value"')
+        keys = [f"m{i}" for i in range(100)]
+        mapping = dict.fromkeys(keys, "value")
+        await store.set_many(mapping)
+        subjects = {
+            "raw GET": lambda: client.get("raw"),
+            "lapse get": lambda: store.get("k"),
+            "raw SET": lambda: client.set("raw", b'"value"'),
+            "lapse set": lambda: store.set("k", "value"),
+            "lapse get_many(100)": lambda: store.get_many(keys),
+            "lapse set_many(100)": lambda: store.set_many(mapping),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in subjects}
+        for _ in range(repeats):
+            for name, fn in subjects.items():  # interleaved
+                samples[name].append(await _per_op(calls // (10 if "many" in name else 1), fn))
+        info_before = await client.info("stats")
+        await store.get_many(keys)
+        info_after = await client.info("stats")
+        commands = info_after["total_commands_processed"] - info_before["total_commands_processed"]
+        result = {name: statistics.median(v) for name, v in samples.items()}
+        result["get_many commands"] = commands - 1  # INFO itself counts once
+        await store.clear()
+        await client.aclose()
+        return result
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for name, value in asyncio.run(measure()).items():
+        print(f"{name}: {value:,.0f}")
