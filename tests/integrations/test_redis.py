@@ -75,7 +75,13 @@ def shifter(store: RedisStore) -> Callable[[float], Awaitable[None]]:
 
 
 class TestRedisContract(StoreContract):
-    """The one contract, on a real redis-server."""
+    """The one contract, on a real redis-server.
+
+    What differs from MemoryStore is outside the contract and tested below: values are
+    serialized (JSON: a copy comes back; unserializable values are refused), and there is
+    no LRU eviction (refused: Redis's maxmemory-policy does it). Time moves by shifting
+    every key's PTTL (`shifter`); Redis's own expiry is checked once, in real time.
+    """
 
     @pytest.fixture(name="store")
     def _store(self, redis_store: RedisStore) -> RedisStore:
