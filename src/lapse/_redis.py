@@ -87,7 +87,8 @@ class PickleSerializer:
         return pickle.loads(data)  # noqa: S301 -- chosen explicitly by the user
 
 
-JSON = JSONSerializer()
+JSON: Serializer = JSONSerializer()
+"""The default serializer of `RedisStore`: a `JSONSerializer`."""
 
 
 if sys.version_info >= (3, 11):

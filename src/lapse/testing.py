@@ -203,3 +203,6 @@ class StoreContract:
                     msg = f"key {key!r} was accepted"
                     raise AssertionError(msg)
         assert await store.get("1") is None
+
+
+__all__ = ["Advance", "ManualClock", "StoreContract"]

@@ -1,0 +1,125 @@
+"""The documentation site as a reader gets it: built strictly, complete, and shown in Chromium."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from playwright.sync_api import Browser, sync_playwright
+
+from .servers import free_port
+from .test_browser import ARGS, CHROMIUM
+
+
+ROOT = Path(__file__).parent.parent.parent
+MODULES = [
+    "lapse",
+    "lapse.policies",
+    "lapse.sessions",
+    "lapse.redis",
+    "lapse.testing",
+    "lapse.exceptions",
+]
+
+
+@pytest.fixture(name="site", scope="module")
+def _site() -> Iterator[Path]:
+    """``mkdocs build --strict`` into a temporary directory; any warning fails it."""
+    with tempfile.TemporaryDirectory() as directory:
+        env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", directory],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        yield Path(directory)
+
+
+@pytest.fixture(name="url", scope="module")
+def _url(site: Path) -> Iterator[str]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    handler = functools.partial(Handler, directory=str(site))
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass
+
+    port = free_port()
+    server = Quiet(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(name="browser", scope="module")
+def _browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_every_public_name_is_in_the_api_reference(site: Path) -> None:
+    """Each name of each public module's __all__ appears on the built API page."""
+    page = (site / "api" / "index.html").read_text()
+    missing = []
+    for name in MODULES:
+        module = importlib.import_module(name)
+        missing += [f"{name}.{n}" for n in module.__all__ if f'id="{name}.{n}"' not in page]
+    assert missing == []
+
+
+@pytest.mark.parametrize("path", ["/", "/sessions/", "/api/", "/redis/", "/performance/"])
+def test_pages_render_without_errors_or_broken_images(
+    browser: Browser, url: str, path: str
+) -> None:
+    """The page loads, has its title, every image has loaded, the console has no error."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    response = page.goto(url + path)
+    assert response is not None
+    assert response.ok
+    page.wait_for_load_state("networkidle")
+    assert page.locator("h1").first.is_visible()
+    broken = page.evaluate(
+        "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+        ".map(i => i.src)"
+    )
+    assert broken == []
+    assert errors == []
+    page.close()
+
+
+def test_search_finds_the_session_middleware(browser: Browser, url: str) -> None:
+    """The site's own search (offline) returns a result for SessionMiddleware."""
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.locator("label.md-search__icon, .md-search__input").first.click()
+    page.fill("input.md-search__input", "SessionMiddleware")
+    result = page.locator(".md-search-result__item").first
+    result.wait_for(timeout=10_000)
+    assert "SessionMiddleware" in page.locator(".md-search-result").inner_text()
+    page.close()
