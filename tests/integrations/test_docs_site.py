@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .servers import free_port
 from .test_browser import ARGS, CHROMIUM
@@ -117,9 +118,17 @@ def test_search_finds_the_session_middleware(browser: Browser, url: str) -> None
     """The site's own search (offline) returns a result for SessionMiddleware."""
     page = browser.new_page()
     page.goto(url + "/")
+    page.wait_for_load_state("networkidle")  # the search index is fetched by a worker
     page.locator("label.md-search__icon, .md-search__input").first.click()
-    page.fill("input.md-search__input", "SessionMiddleware")
-    result = page.locator(".md-search-result__item").first
-    result.wait_for(timeout=10_000)
+    results = page.locator(".md-search-result__item")
+    for _ in range(10):  # typed before the index is ready, a query finds nothing: again
+        page.fill("input.md-search__input", "")
+        page.type("input.md-search__input", "SessionMiddleware")
+        try:
+            results.first.wait_for(timeout=2000)
+            break
+        except PlaywrightTimeout:
+            continue
+    assert results.count() > 0
     assert "SessionMiddleware" in page.locator(".md-search-result").inner_text()
     page.close()
