@@ -58,7 +58,7 @@ async def measure(calls: int = 5000, repeats: int = 5) -> dict[str, float]:
                 break
             except redis.exceptions.ConnectionError:
                 await asyncio.sleep(0.02)
-        store = RedisStore(client=client, prefix="b:")
+        store = RedisStore(client=client, prefix="b:", timeout=30)  # a benchmark never times out
         await store.set("k", "value")
         await client.set("raw", b'"value"')
         keys = [f"m{i}" for i in range(100)]

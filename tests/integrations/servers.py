@@ -8,6 +8,7 @@ the test fails loudly: nothing here skips.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import shutil
 import signal
 import socket
@@ -171,3 +172,14 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def load_example(name: str) -> Any:
+    """Import ``examples/<name>.py`` as a module (the examples are not a package)."""
+    path = Path(__file__).parent.parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

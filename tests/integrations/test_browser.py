@@ -2,54 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import pytest
-
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from lapse import MemoryStore
 from lapse.sessions import SessionManager
 from lapse.testing import ManualClock
 
-from .servers import serving
-
-
-DEMO = Path(__file__).parent.parent.parent / "examples" / "web_demo.py"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def load_demo() -> Any:
-    spec = importlib.util.spec_from_file_location("web_demo", DEMO)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(name="browser", scope="module")
-def _browser() -> Iterator[Browser]:
-    """Debian's Chromium; if it cannot start, the test fails (it never skips)."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+from .servers import load_example, serving
 
 
 def log_in(page: Page, url: str, name: str) -> None:
@@ -65,7 +26,7 @@ def test_log_in_count_reload_log_out_and_idle_expiry(browser: Browser) -> None:
     manager = SessionManager(
         store=MemoryStore(clock=clock), clock=clock, idle_timeout=60, absolute_timeout=3600
     )
-    app = load_demo().build_app(manager)
+    app = load_example("web_demo").build_app(manager)
     with serving(app) as url:
         page = browser.new_page()
         errors: list[str] = []
@@ -101,7 +62,7 @@ def test_log_in_count_reload_log_out_and_idle_expiry(browser: Browser) -> None:
 def test_log_out_my_other_sessions(browser: Browser) -> None:
     """Two browsers as one user: "log out my other sessions" ends the other one only."""
     manager = SessionManager(store=MemoryStore())
-    app = load_demo().build_app(manager)
+    app = load_example("web_demo").build_app(manager)
     with serving(app) as url:
         laptop = browser.new_context().new_page()
         phone = browser.new_context().new_page()

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .servers import free_port
-from .test_browser import ARGS, CHROMIUM
 
 
 ROOT = Path(__file__).parent.parent.parent
@@ -69,16 +68,6 @@ def _url(site: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(name="browser", scope="module")
-def _browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_every_public_name_is_in_the_api_reference(site: Path) -> None:

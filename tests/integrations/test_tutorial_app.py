@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +13,10 @@ import pytest
 from lapse import MemoryStore
 from lapse.redis import RedisStore
 
-from .servers import RedisServer, redis_server
+from .servers import RedisServer, load_example, redis_server
 
 
 pytestmark = pytest.mark.anyio
-APP = Path(__file__).parent.parent.parent / "examples" / "fastapi_app.py"
 
 
 @pytest.fixture(name="anyio_backend")
@@ -31,15 +28,6 @@ def _anyio_backend() -> str:
 def _server() -> Iterator[RedisServer]:
     with redis_server() as server:
         yield server
-
-
-def load() -> Any:
-    spec = importlib.util.spec_from_file_location("fastapi_app", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def walk_through(app: Any) -> None:
@@ -59,7 +47,7 @@ async def walk_through(app: Any) -> None:
 
 async def test_on_memory_store() -> None:
     """The app as the tutorial first writes it: everything in one MemoryStore."""
-    module = load()
+    module = load_example("fastapi_app")
     store = module.make_store(None)
     assert isinstance(store, MemoryStore)
     await walk_through(module.build_app(store))
@@ -67,7 +55,7 @@ async def test_on_memory_store() -> None:
 
 async def test_on_redis(server: RedisServer) -> None:
     """The one-line switch: make_store(redis_url), and the same walk-through passes."""
-    module = load()
+    module = load_example("fastapi_app")
     store = module.make_store(server.url)
     assert isinstance(store, RedisStore)
     await walk_through(module.build_app(store))

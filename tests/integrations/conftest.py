@@ -1,0 +1,32 @@
+"""Fixtures shared by the integration tests: a real headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from playwright.sync_api import Browser, sync_playwright
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/install-system
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(name="browser", scope="module")
+def _browser() -> Iterator[Browser]:
+    """Debian's Chromium, per module: Playwright's sync API holds an event loop while it runs,
+    so it must be gone before the async tests of other modules. It never skips."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
