@@ -172,11 +172,12 @@ def test_a_write_during_a_threaded_load_wins() -> None:
 async def test_a_factory_raising_cancelled_by_itself_fails_once(store: MemoryStore) -> None:
     """Issue #8.6: a factory's own CancelledError fails the load once; no waiter is cancelled."""
     calls = 0
+    release = anyio.Event()
 
     async def factory() -> str:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.05)
+        await release.wait()  # until every caller waits for this load
         raise asyncio.CancelledError  # nobody cancelled us
 
     outcomes: list[str] = []
@@ -189,10 +190,12 @@ async def test_a_factory_raising_cancelled_by_itself_fails_once(store: MemorySto
         except asyncio.CancelledError:
             outcomes.append("cancelled")
 
-    with anyio.fail_after(0.5):  # 20 calls one after another would take 1 s
+    with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             for _ in range(20):
                 tg.start_soon(call)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
     assert calls == 1
     assert outcomes.count("load error") == 19  # the leader gets its own CancelledError
     assert outcomes.count("cancelled") == 1
@@ -232,11 +235,12 @@ async def test_every_waiter_gets_its_own_traceback(store: MemoryStore) -> None:
 async def test_tasks_started_by_a_factory_may_load_the_key_later(store: MemoryStore) -> None:
     """Issue #8.8: the loading mark ends with the load; a task it started is not refused."""
     later: list[Any] = []
+    loaded = anyio.Event()
 
     async with anyio.create_task_group() as tg:
 
         async def follow_up() -> None:
-            await anyio.sleep(0.01)  # after the load has finished
+            await loaded.wait()  # after the load has finished
             await store.delete("k")  # a miss: the loading mark would be checked
             later.append(await store.get_or_set("k", lambda: "again", ttl=5))
 
@@ -245,6 +249,7 @@ async def test_tasks_started_by_a_factory_may_load_the_key_later(store: MemorySt
             return "first"
 
         assert await store.get_or_set("k", factory, ttl=5) == "first"
+        loaded.set()
     assert later == ["again"]
 
 

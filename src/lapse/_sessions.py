@@ -374,9 +374,9 @@ class SessionManager:
             ends = min(ends, record["created"] + absolute)
         return ends
 
-    def _lifetime(self, record: Mapping[str, Any], now: float) -> float:
-        """The store TTL of *record* written at *now* (its "seen")."""
-        return self._deadline(record) - now
+    def _lifetime(self, record: Mapping[str, Any]) -> float:
+        """The store TTL of *record* written now: until its earlier deadline."""
+        return max(self._deadline(record) - self.clock(), 1e-3)
 
     def _expires_with_store(self) -> bool:
         """Whether the store can move a deadline alone (and so keeps the idle clock)."""
@@ -447,8 +447,8 @@ class SessionManager:
         return new
 
     def _record_ttl(self, raw: str) -> float:
-        """The store TTL of a record just written: until its earlier deadline."""
-        return max(self._deadline(json.loads(raw)) - self.clock(), 1e-3)
+        """`_lifetime` of a record as stored (its JSON)."""
+        return self._lifetime(json.loads(raw))
 
     async def _set_deadline(self, key: str, ttl: float) -> None:
         if ttl == math.inf:
@@ -493,7 +493,7 @@ class SessionManager:
         record = {"v": _VERSION, "data": data, "created": now, "seen": now, "idle": idle}
         record.update({"abs": absolute, "user": user})
         raw = json.dumps(record)
-        await self.store.set(self.key_of(sid), raw, ttl=self._lifetime(record, now))
+        await self.store.set(self.key_of(sid), raw, ttl=self._lifetime(record))
         if user is not None:
             await self._index(user, add=self.key_of(sid), record=record)
         return sid
@@ -592,7 +592,7 @@ class SessionManager:
             _dumps(user)
             record["user"] = user
         old_key, new_key = self.key_of(sid), self.key_of(new)
-        await self.store.set(new_key, json.dumps(record), ttl=self._lifetime(record, now))
+        await self.store.set(new_key, json.dumps(record), ttl=self._lifetime(record))
         await self.store.delete(old_key)
         if previous is not None and previous != record["user"]:
             await self._index(previous, drop={old_key})

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import redis.asyncio
@@ -242,10 +243,18 @@ async def test_loaders_on_redis(redis_store: RedisStore) -> None:
     async def price(item: str) -> float:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.01)
+        await release.wait()  # the other callers queue up behind this load
         return 9.5
 
-    results = await asyncio.gather(*(price("x") for _ in range(50)))
+    release = asyncio.Event()
+
+    async def callers() -> list[float]:
+        return await asyncio.gather(*(price("x") for _ in range(50)))
+
+    pending = asyncio.create_task(callers())
+    await anyio.wait_all_tasks_blocked()
+    release.set()
+    results = await pending
     assert results == [9.5] * 50
     assert calls == 1
     assert await redis_store.get(price.key("x")) == 9.5
@@ -261,10 +270,7 @@ async def test_loaders_on_redis(redis_store: RedisStore) -> None:
     assert (
         await redis_store.get_or_set("r", lambda: next(versions), ttl=30, refresh_after=10) == "v1"
     )
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if await redis_store.get("r") == "v2":
-            break
+    await asyncio.gather(*redis_store._loader._background)  # the refresh, to its end
     assert await redis_store.get("r") == "v2"
 
 
