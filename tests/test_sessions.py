@@ -40,6 +40,11 @@ class ThreeMethodStore:
         return self.data.pop(key, None) is not None
 
 
+async def opened(manager: SessionManager, sid: str) -> Session:
+    """The session a request with the cookie *sid* gets, as the middleware opens it."""
+    return await manager.open([(b"cookie", f"{manager.cookie_name}={sid}".encode())])
+
+
 @pytest.fixture(name="manager")
 def _manager() -> SessionManager:
     return SessionManager(
@@ -127,15 +132,20 @@ async def test_a_store_that_ignores_ttls_never_yields_an_ended_session() -> None
 
 
 async def test_reads_refresh_the_deadline_without_rewriting(manager: SessionManager) -> None:
-    """On a store with expire(), activity moves the store deadline; the record is untouched."""
+    """On a store with expire(), activity moves the store deadline; the record is rewritten
+    at most once per tenth of the idle timeout."""
     store = manager.store
     assert isinstance(store, MemoryStore)
     with freeze_time("2026-12-02 09:00:00", real_asyncio=True) as frozen:
         sid = await manager.create({"n": 1})
         sets = store.stats().sets
-        frozen.tick(600)
+        frozen.tick(170)  # under a tenth of the idle timeout: the record is not rewritten
         assert await manager.get(sid) == {"n": 1}
         assert store.stats().sets == sets
+        assert await store.ttl(manager.key_of(sid)) == pytest.approx(1800)
+        frozen.tick(20)  # past a tenth: "seen" is rewritten, with the TTL, in one write
+        assert await manager.get(sid) == {"n": 1}
+        assert store.stats().sets == sets + 1
         assert await store.ttl(manager.key_of(sid)) == pytest.approx(1800)
 
 
@@ -161,6 +171,8 @@ async def test_regenerate_kills_the_old_id_and_keeps_the_deadline(
         new = await manager.regenerate(old)
         assert new is not None
         assert new != old
+        assert await manager.get(old) == {"cart": [1, 2]}  # in flight: the renewal grace
+        frozen.tick(6)
         assert await manager.get(old) is None
         assert await manager.get(new) == {"cart": [1, 2]}
         assert [s.key for s in await manager.sessions_of("alice")] == [manager.key_of(new)]
@@ -207,15 +219,15 @@ async def test_user_index_lives_as_long_as_its_sessions(manager: SessionManager)
 async def test_concurrent_saves_keep_both_changes(manager: SessionManager) -> None:
     """Two requests changing different keys both keep theirs; the later one wins on one key."""
     sid = await manager.create({"a": 0, "b": 0})
-    first = Session(manager, sid, {"a": 0, "b": 0})
-    second = Session(manager, sid, {"a": 0, "b": 0})
+    first = await opened(manager, sid)
+    second = await opened(manager, sid)
     first["a"] = 1
     second["b"] = 2
     second["a"] = 5
     await manager.save(first)
     await manager.save(second)
     assert await manager.get(sid) == {"a": 5, "b": 2}
-    many = [Session(manager, sid, {}) for _ in range(50)]
+    many = [await opened(manager, sid) for _ in range(50)]
     for i, session in enumerate(many):
         session[f"k{i}"] = i
 
@@ -234,10 +246,11 @@ async def test_concurrent_saves_keep_both_changes(manager: SessionManager) -> No
 async def test_a_save_after_delete_or_revoke_does_not_bring_it_back(
     manager: SessionManager,
 ) -> None:
-    """A request still running when its session ended saves nothing, clears its cookie."""
+    """A request still running when its session ended saves nothing, clears its cookie;
+    one running when it got a new ID saves into the new one and leaves the cookie."""
     for end in ("delete", "revoke", "regenerate"):
         sid = await manager.create({"n": 1}, user="u")
-        running = Session(manager, sid, {"n": 1})
+        running = await opened(manager, sid)
         running["n"] = 2
         if end == "delete":
             await manager.delete(sid)
@@ -246,6 +259,10 @@ async def test_a_save_after_delete_or_revoke_does_not_bring_it_back(
         else:
             assert await manager.regenerate(sid) is not None
         headers = await manager.save(running)
+        if end == "regenerate":  # in its grace: the change lands, the new cookie stands
+            assert headers == []
+            assert await manager.get(sid) == {"n": 2}
+            continue
         assert await manager.get(sid) is None
         assert any(b"Max-Age=0" in value for name, value in headers if name == b"set-cookie")
 
@@ -261,7 +278,7 @@ async def test_unserializable_data_is_refused_and_changes_nothing(
         await manager.update(sid, {"bad": {1, 2}})
     with pytest.raises(TypeError, match="JSON-serializable"):
         await manager.update(sid, {"nan": float("nan")})
-    session = Session(manager, sid, {"n": 1})
+    session = await opened(manager, sid)
     session["n"] = 2
     session["bad"] = b"bytes"
     with pytest.raises(TypeError, match="JSON-serializable"):
@@ -354,7 +371,7 @@ async def test_session_mapping_and_edges(manager: SessionManager) -> None:
     sid = await manager.create({"a": 1, "b": 2})
     data = await manager.get(sid)
     assert data is not None
-    session = Session(manager, sid, data)
+    session = await opened(manager, sid)
     del session["a"]
     assert list(session) == ["b"]
     assert len(session) == 1
@@ -365,7 +382,7 @@ async def test_session_mapping_and_edges(manager: SessionManager) -> None:
     session.regenerate()
     await manager.delete(sid)
     assert await session.save() is None  # it ended meanwhile: no new ID, no resurrection
-    fresh = Session(manager, None, {})
+    fresh = Session(manager)
     fresh.clear()
     assert await manager.save(fresh) == []  # ending a session that never was: nothing
     for bad in (["not", "a", "mapping"], {1: "int key"}):
@@ -406,7 +423,7 @@ async def test_response_helpers_and_requests(manager: SessionManager) -> None:
 
 async def test_login_ties_a_session_to_a_user(manager: SessionManager) -> None:
     """Session.login regenerates and ties the session to the user; a second login moves it."""
-    anonymous = Session(manager, None, {})
+    anonymous = Session(manager)
     anonymous.login("dora")
     headers = await manager.save(anonymous)
     assert headers

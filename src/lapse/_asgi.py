@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._sessions import Headers, Session, SessionManager
+from ._cookies import merge, private_headers
+from ._sessions import Session, SessionManager
+from .exceptions import SessionUnavailableError, StoreError
 
 
 Scope = MutableMapping[str, Any]
@@ -13,26 +17,20 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+_UNAVAILABLE = b"Service Unavailable: the session store cannot be reached; try again shortly."
+_log = logging.getLogger("lapse.sessions")
 
 
-def _with_headers(headers: list[tuple[bytes, bytes]], extra: Headers) -> list[tuple[bytes, bytes]]:
-    """*headers* plus *extra*: Cache-Control replaced, Vary extended, Set-Cookie added."""
-    if not extra:
-        return headers
-    names = {name for name, _ in extra}
-    out = []
-    vary_done = False
-    for name, value in headers:
-        lower = name.lower()
-        if lower == b"cache-control" and lower in names:
-            continue  # ours, no-store, replaces the app's
-        if lower == b"vary" and lower in names:
-            vary_done = True
-            out.append((name, value if b"cookie" in value.lower() else value + b", Cookie"))
-            continue
-        out.append((name, value))
-    out.extend((n, v) for n, v in extra if not (n == b"vary" and vary_done))
-    return out
+async def _unavailable(send: Send) -> None:
+    """Answer 503, sent instead of a response that depends on an unusable session."""
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_UNAVAILABLE)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"retry-after", b"5"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": _UNAVAILABLE})
 
 
 class SessionMiddleware:
@@ -51,12 +49,18 @@ class SessionMiddleware:
       written only when the session changed (nested changes included). A visitor who puts
       nothing in the session gets no store entry and no cookie.
     - Changes are saved when the response starts, and the cookie set then, with
-      ``Cache-Control: no-store`` and ``Vary: Cookie``.
+      ``Cache-Control: no-store`` and ``Vary: Cookie``. A response that only read the
+      session gets ``Vary: Cookie`` and ``Cache-Control: private`` (the app's own value
+      is kept if it is as strict, and loses ``public`` otherwise).
+    - If the store fails, a request whose handler uses the session is answered
+      ``503`` (see *on_store_error* of `lapse.sessions.SessionManager`); pages that
+      never touch the session are served as usual.
     - ``request.session.clear()`` ends the session: the entry is deleted and the cookie
       cleared. ``request.session.regenerate()`` gives it a new ID (call it on login).
     - A change made after the response started is saved when the handler returns; if it
       would create a new session, whose cookie can no longer be sent, `RuntimeError` is
-      raised instead of losing it silently.
+      raised instead of losing it silently; so is a `Session.login` or
+      `Session.regenerate` after the response started.
     - On a WebSocket, ``websocket.session`` is loaded at connect; call
       ``await websocket.session.save()`` to write changes.
 
@@ -74,7 +78,7 @@ class SessionMiddleware:
         self.app = app
         self.manager = manager
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: C901 -- one ASGI flow
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -83,23 +87,40 @@ class SessionMiddleware:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = replaced = False
 
         async def send_with_cookie(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if replaced:
+                return  # the app's response was answered 503 instead
             if message["type"] == "http.response.start" and not started:
                 started = True
-                extra = await self.manager.save(session)
-                message["headers"] = _with_headers(list(message.get("headers", [])), extra)
+                session._started = True  # noqa: SLF001 -- no new cookie from here on
+                try:
+                    extra = await self.manager.save(session)
+                except StoreError as e:
+                    _log.error("session store failed while saving a session: %s", e)
+                    replaced = True
+                    await _unavailable(send)
+                    return
+                if not extra and session.accessed:
+                    extra = private_headers()
+                message["headers"] = merge(list(message.get("headers", [])), extra)
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
-        if started and session.changed:
+        try:
+            await self.app(scope, receive, send_with_cookie)
+        except SessionUnavailableError:
+            if started:
+                raise
+            await _unavailable(send)
+            return
+        if started and not replaced and session.changed:
             await self._late(session)
 
     async def _late(self, session: Session) -> None:
         """Changes made after the headers went out: saved, or a clear error."""
-        if session.id is None and not session.ended:
+        if session.id is None and (session._data or session._login):  # noqa: SLF001
             msg = (
                 "the session was created after the response started, so its cookie cannot "
                 "be sent: put values in request.session before returning the response"

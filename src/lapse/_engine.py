@@ -950,13 +950,14 @@ class SyncMemoryStore:
         key: str,
         fn: Callable[[Any], Any],
         *,
-        ttl: TTLArg = None,
+        ttl: TTLArg | Callable[[Any], TTLArg] = None,
         keep_ttl: bool = False,
     ) -> Any:
         """Replace the value of *key* by ``fn(value)``, atomically. See `MemoryStore.update`."""
         check_key(key)
-        seconds = ttl_seconds(ttl)
-        if keep_ttl and seconds is not None:
+        computed = callable(ttl)
+        seconds = None if computed else ttl_seconds(ttl)  # type: ignore[arg-type]
+        if keep_ttl and (computed or seconds is not None):
             msg = "update() takes a ttl or keep_ttl=True, not both"
             raise ValueError(msg)
         now = self._now()
@@ -966,6 +967,8 @@ class SyncMemoryStore:
             if entry is not None:
                 self._drop(key, entry, RemovalCause.EXPLICIT)
             return None
+        if computed:
+            seconds = ttl_seconds(self._callback(ttl, new))  # type: ignore[arg-type]
         hard, soft, weight = self._prepare(key, new, now, seconds, keep_ttl)
         self._write(key, new, hard, soft, weight, now)
         self._trim(now)

@@ -324,7 +324,7 @@ class MemoryStore:
         key: str,
         fn: Callable[[Any], Any],
         *,
-        ttl: TTLArg = None,
+        ttl: TTLArg | Callable[[Any], TTLArg] = None,
         keep_ttl: bool = False,
     ) -> Any:
         """Replace the value of *key* by ``fn(value)``, atomically, and return the new value.
@@ -334,12 +334,15 @@ class MemoryStore:
         No other operation on the store can come between the read and the write: *fn*
         runs under the store's lock, so it must be quick and must not use the store
         (it gets `lapse.exceptions.ReentrantCallError`). If *fn* raises, nothing changes
-        and the exception reaches the caller. *ttl* and *keep_ttl* are those of `set`.
+        and the exception reaches the caller. *ttl* and *keep_ttl* are those of `set`;
+        *ttl* may also be a function of the new value that returns its lifetime, called
+        (under the lock) only when a value is written, so that a value and the deadline
+        it implies are written in one step.
         This is the read-modify-write that sessions use; Redis does it with WATCH/MULTI.
 
         Runtime complexity: `O(1)` -- amortized, plus *fn*'s own.
 
-        Added in 0.2.
+        Added in 0.2. Changed in 0.3: *ttl* may be a function of the new value.
         """
         return self._sync.update(key, fn, ttl=ttl, keep_ttl=keep_ttl)
 

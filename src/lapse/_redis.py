@@ -29,6 +29,8 @@ try:
     import redis.exceptions as redis_errors
 
     from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 except ImportError:  # pragma: no cover -- the extra is installed in CI
     msg = "lapse.redis needs redis-py: pip install 'lapse[redis]'"
     raise ImportError(msg) from None
@@ -39,10 +41,32 @@ _MISSING: Any = object()
 _SCAN_BATCH = 500
 _GLOB = str.maketrans({c: f"\\{c}" for c in "*?[]\\"})
 _DRIVER_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+# Compare-and-set: write ARGV[3..5] only if the key still holds what was read (ARGV[1..2]).
+_CAS = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if current then return 0 end
+elseif current ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] == 'del' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[4] == 'keep' then
+  redis.call('SET', KEYS[1], ARGV[5], 'KEEPTTL')
+elseif ARGV[4] == '' then
+  redis.call('SET', KEYS[1], ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[4])
+end
+return 1
+"""
 
 
 class Serializer(Protocol):
     """Turns values into bytes for Redis and back: `JSON` by default.
+
+    A serializer may declare ``safe = True`` when its ``loads`` runs no code whatever
+    the bytes; `lapse.sessions.SessionManager` accepts only such a store's serializer.
 
     Added in 0.2.
     """
@@ -62,6 +86,9 @@ class JSONSerializer:
     NaN and infinities are refused, as JSON has none. Added in 0.2.
     """
 
+    safe = True
+    """Decoding runs no code, whatever the bytes."""
+
     def dumps(self, value: Any) -> bytes:
         """Encode *value* as compact JSON."""
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
@@ -77,6 +104,9 @@ class PickleSerializer:
 
     Added in 0.2.
     """
+
+    safe = False
+    """Decoding runs code chosen by whoever wrote the bytes."""
 
     def dumps(self, value: Any) -> bytes:
         """Pickle *value*."""
@@ -187,7 +217,13 @@ class RedisStore:
         self._fixed_ttl = self._ttl or self._idle  # for refresh-ahead: the write lifetime
         self.timeout = as_seconds(timeout, what="timeout")
         if url is not None:
-            options = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout}
+            # No driver retries: a command resent after a dropped connection could apply
+            # twice (an update, an INCRBY); lapse reports such a call as unknown instead.
+            options = {
+                "socket_timeout": self.timeout,
+                "socket_connect_timeout": self.timeout,
+                "retry": Retry(NoBackoff(), 0),
+            }
             scheme = "redis+cluster://"
             if url.startswith(scheme):
                 client = RedisCluster.from_url("redis://" + url[len(scheme) :], **options)
@@ -217,6 +253,12 @@ class RedisStore:
         except TimeoutError as e:
             msg = f"Redis did not answer {what} within {self.timeout} s"
             raise StoreTimeoutError(msg) from e
+        except redis_errors.ResponseError as e:
+            if str(e).startswith("WRONGTYPE"):
+                msg = f"Redis holds a value of another type where {what} expected a string: {e}"
+                raise CorruptValueError(msg) from e
+            msg = f"Redis refused {what}: {e}"
+            raise StoreError(msg) from e
         except (*_DRIVER_ERRORS, redis_errors.RedisClusterException) as e:
             msg = f"Redis failed on {what}: {e}"
             raise StoreError(msg) from e
@@ -381,9 +423,11 @@ class RedisStore:
 
         try:
             value = await self._run("INCRBY", incr)
-        except redis_errors.ResponseError as e:
+        except StoreError as e:
+            if "not an integer" not in str(e.__cause__):
+                raise  # the server's own reason (OOM, READONLY...) is in the message
             msg = f"the value of {key!r} is not an int"
-            raise TypeError(msg) from e
+            raise TypeError(msg) from e.__cause__
         self._sets += 1
         return value
 
@@ -407,43 +451,67 @@ class RedisStore:
         return bool(await self._run("TOUCH", lambda: self.client.touch(name)))
 
     async def update(
-        self, key: str, fn: Callable[[Any], Any], *, ttl: Any = None, keep_ttl: bool = False
+        self,
+        key: str,
+        fn: Callable[[Any], Any],
+        *,
+        ttl: Any = None,
+        keep_ttl: bool = False,
     ) -> Any:
-        """Replace the value of *key* by ``fn(value)`` atomically (WATCH/MULTI, retried).
+        """Replace the value of *key* by ``fn(value)`` atomically; return the new value.
 
-        As `MemoryStore.update`: *fn* gets ``None`` for a missing key, and returning
-        ``None`` deletes it. *fn* may run more than once if another client writes the
-        key meanwhile.
+        As `MemoryStore.update`: *fn* gets ``None`` for a missing key, returning ``None``
+        deletes it, and *ttl* may be a function of the new value. A GET, then one
+        compare-and-set script (EVAL) that writes only if the key still holds what was
+        read, with its deadline: two round trips, on one node of a cluster, no WATCH.
+        If another client changed the key meanwhile, *fn* runs again on the new value,
+        until the call's timeout (counted over the whole call).
+
+        Raises:
+            StoreError: The server failed; if that happened while the write was on its
+                way, the message says it may or may not have been applied, and it is
+                never retried.
+            StoreTimeoutError: No attempt succeeded within the timeout.
         """
         name = self._key(key)
-        if keep_ttl and ttl is not None:
+        computed = callable(ttl)
+        if keep_ttl and (computed or ttl is not None):
             msg = "update() takes a ttl or keep_ttl=True, not both"
             raise ValueError(msg)
-        px = None if keep_ttl else self._px(ttl)
-
-        async def attempt() -> tuple[bool, Any]:
-            async with self.client.pipeline(transaction=True) as pipe:
-                await pipe.watch(name)
-                data = await pipe.get(name)
-                old = None if data is None else self._loads(key, data)
-                new = fn(old)
-                encoded = None if new is None else self._dumps(key, new)
-                pipe.multi()
-                if encoded is None:
-                    pipe.delete(name)
-                else:
-                    pipe.set(name, encoded, px=px, keepttl=keep_ttl)
-                try:
-                    await pipe.execute()
-                except redis_errors.WatchError:
-                    return False, None
-                return True, new
-
+        fixed = None if keep_ttl or computed else self._px(ttl)
+        deadline = time.monotonic() + self.timeout
         while True:
-            done, new = await self._run("WATCH/MULTI", attempt)
+            data = await self._run("GET", lambda: self.client.get(name))
+            old = None if data is None else self._loads(key, data)
+            new = fn(old)
+            if new is None:
+                write = ("del", "", b"")
+            else:
+                encoded = self._dumps(key, new)
+                px = self._px(ttl(new)) if computed else fixed
+                write = ("set", "keep" if keep_ttl else ("" if px is None else str(px)), encoded)
+            args = ("0" if data is None else "1", b"" if data is None else data, *write)
+            try:
+                done = await self._run(
+                    "EVAL",
+                    lambda args=args: self.client.eval(_CAS, 1, name, *args),  # type: ignore[misc]
+                )
+            except StoreError as e:
+                if isinstance(e.__cause__, redis_errors.ResponseError):
+                    raise  # the server refused the script: nothing was written
+                msg = (
+                    f"Redis did not confirm the update of {key!r}: it may or may not have "
+                    f"been applied ({e})"
+                )
+                raise type(e)(msg) from e.__cause__
             if done:
                 self._loader.invalidate(key)
+                if new is not None:
+                    self._sets += 1
                 return new
+            if time.monotonic() >= deadline:
+                msg = f"update of {key!r} kept conflicting with other writers for {self.timeout} s"
+                raise StoreTimeoutError(msg)
 
     # -- removals ----------------------------------------------------------------------
 

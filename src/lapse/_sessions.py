@@ -1,23 +1,18 @@
-"""Server-side sessions on any `lapse.Store`: `SessionManager`, `Session`, `SessionMiddleware`.
+"""Server-side sessions on any `lapse.Store`: `SessionManager` and `Session`.
 
-The manager imports no web framework. A session is a JSON record in the store under a key
-derived from a hash of its ID, so a dump of the store gives no usable cookie:
-
-    {"v": 1, "data": {...}, "created": t, "seen": t, "idle": s|null, "abs": s|null,
-     "user": u|null}
-
-Times are wall-clock seconds (``time.time()``, looked up at call time), so several
-processes and freezegun agree. The record's store TTL is the time left before the
-earlier of its idle and absolute deadlines, so the store purges it by itself; the manager
-also checks both deadlines on every read, so a store that ignores TTLs never yields an
-ended session.
+The manager imports no web framework. The record, the renewal left under an old ID and
+their decoding live in `_session_record`; the per-user index in `_session_index`; the
+cookie and every header in `_cookies`. Times are wall-clock seconds (``time.time()``,
+looked up at call time), so several processes and freezegun agree.
 """
+
+# Session and SessionManager are one unit: the manager saves the session's own state.
+# ruff: noqa: SLF001
 
 from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import logging
 import math
 import re
@@ -31,19 +26,20 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import attrs
 
 from ._clock import as_seconds
+from ._cookies import HOST_PREFIX, Cookie, Headers
 from ._memory import MemoryStore
 from ._policies import LRU
+from ._session_index import Entry, UserIndex, decode_index, user_key
+from ._session_record import Record, Renewal, decode, dumps
 from ._store import Store
+from .exceptions import CorruptValueError, SessionUnavailableError, StoreError
 
 
 _log = logging.getLogger("lapse.sessions")
-_VERSION = 1
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 bits
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a cookie name (RFC 6265 token)
-_REWRITE_FRACTION = 10  # a three-method store rewrites "seen" once per idle / 10
-_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+_REWRITE_FRACTION = 10  # "seen" is rewritten once per idle / 10 at most
 _DEFAULT: Any = object()
-Headers = list[tuple[bytes, bytes]]
+_KEEP: Any = object()
 
 
 def wall_clock() -> float:
@@ -55,25 +51,24 @@ def _timeout(value: float | timedelta | None, what: str) -> float | None:
     return None if value is None else as_seconds(value, what=what)
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 @runtime_checkable
 class AtomicStore(Protocol):
     """A store that can read, change and write one key with nothing in between.
 
     Sessions use it, when the store has it, so that two requests on one session never
     lose each other's changes and a save never brings back a deleted session.
-    `lapse.MemoryStore` has it; a store without it gets a plain read then write.
+    `lapse.MemoryStore` and `lapse.redis.RedisStore` have it; a store without it gets a
+    plain read then write.
 
-    Added in 0.2.
+    Added in 0.2. Changed in 0.3: *ttl* may be a function of the new value.
     """
 
-    async def update(
-        self, key: str, fn: Callable[[Any], Any], *, ttl: float | timedelta | None = None
-    ) -> Any:
-        """Set *key* to ``fn(value or None)`` atomically; ``None`` from *fn* deletes it."""
+    async def update(self, key: str, fn: Callable[[Any], Any], *, ttl: Any = None) -> Any:
+        """Set *key* to ``fn(value or None)`` atomically; ``None`` from *fn* deletes it.
+
+        *ttl* is the new value's lifetime, or a function of the new value returning it,
+        written in the same atomic step as the value.
+        """
         ...
 
 
@@ -87,14 +82,56 @@ class SessionInfo:
         created: When the session was created (wall-clock seconds).
         last_seen: When it was last used, at the precision the store allows.
         expires: When it ends if nobody uses it again.
+        descriptor: What the app said of the device at login (``login(user,
+            descriptor=...)``), for example its user agent; ``None`` if nothing.
 
-    Added in 0.2.
+    Added in 0.2. Changed in 0.3: *descriptor*.
     """
 
     key: str
     created: float
     last_seen: float
     expires: float
+    descriptor: str | None = None
+
+
+@attrs.frozen
+class SessionStats:
+    """Counters of a `SessionManager`, as `SessionManager.stats` returns them.
+
+    Attributes:
+        created: Sessions created.
+        renewed: Sessions moved to a new ID (`Session.regenerate`, a login).
+        ended: Sessions ended by the app (`Session.clear`, `SessionManager.delete`).
+        expired: Sessions found past their idle or absolute deadline.
+        revoked: Sessions ended by `SessionManager.revoke_all`, or presented after it.
+        unknown_ids: Requests that presented a session ID the store does not know (or
+            no longer knows), or a malformed one: a steady stream of them is someone
+            guessing IDs.
+        corrupt: Records found that could not be decoded (read as no session).
+        store_errors: Store failures met while loading sessions.
+
+    Added in 0.3.
+    """
+
+    created: int = 0
+    renewed: int = 0
+    ended: int = 0
+    expired: int = 0
+    revoked: int = 0
+    unknown_ids: int = 0
+    corrupt: int = 0
+    store_errors: int = 0
+
+
+@attrs.frozen
+class _Loaded:
+    """A live session found for an ID: where it is stored and what it holds."""
+
+    key: str
+    record: Record
+    renewal: bool  # the ID is an old one in its grace, standing for *key*
+    entry: Entry | None  # its line in the user's index, for a session with a user
 
 
 class Session(MutableMapping[str, Any]):
@@ -102,67 +139,153 @@ class Session(MutableMapping[str, Any]):
 
     Changes are tracked by comparing each key's JSON with what was loaded, so changes
     deep inside (appending to a list in the session) count too. `clear` ends the
-    session; `regenerate` gives it a new ID when it is saved (call it on login).
+    session; `regenerate` and `login` give it a new ID when it is saved.
 
     Added in 0.2.
     """
 
-    def __init__(self, manager: SessionManager, sid: str | None, data: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        sid: str | None = None,
+        loaded: _Loaded | None = None,
+        *,
+        renewal: bool = False,
+        unavailable: StoreError | None = None,
+    ) -> None:
         self._manager = manager
         self._id = sid
-        self._data = data
-        self._saved = {key: _dumps(value) for key, value in data.items()}
-        self.ended = False
-        """Whether `clear` ended the session (the middleware then deletes it)."""
-        self.regenerating = False
-        """Whether `regenerate` asked for a new ID at the next save."""
-        self.login_user: Any = None
-        """The user `login` ties the session to at the next save, if any."""
+        self._key = None if loaded is None else loaded.key
+        self._record = None if loaded is None else loaded.record
+        self._entry = None if loaded is None else loaded.entry
+        self._renewal = renewal or (loaded is not None and loaded.renewal)
+        self._data: dict[str, Any] = {} if loaded is None else dict(loaded.record.data)
+        self._saved = {key: dumps(value) for key, value in self._data.items()}
+        self._unavailable = unavailable
+        self._ending: Record | None = None  # a session this request ended
+        self._ending_key: str | None = None
+        self._rotate = False
+        self._login: tuple[Any, str | None] | None = None
+        self._touched = False
+        self._started = False
+        self.accessed = False
+        """Whether the request read or wrote the session (the response then varies by
+        cookie and is private)."""
 
     @property
     def id(self) -> str | None:
         """The session ID, or ``None`` for a session not stored yet."""
         return self._id
 
+    @property
+    def user(self) -> Any:
+        """The user the session is tied to (after a `login`, the new one), or ``None``."""
+        if self._login is not None:
+            return self._login[0]
+        return None if self._record is None else self._record.user
+
+    @property
+    def ended(self) -> bool:
+        """Whether `clear` ended the session in this request (and nothing new began)."""
+        return self._ending_key is not None and self._key is None and not self._data
+
+    def _use(self, *, write: bool = False) -> None:
+        self.accessed = True
+        if self._unavailable is not None and (
+            write or self._manager.on_store_error == "fail_closed"
+        ):
+            msg = "the session store is unavailable, so this request's session cannot be used"
+            raise SessionUnavailableError(msg) from self._unavailable
+
     def __getitem__(self, key: str) -> Any:
+        self._use()
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._use(write=True)
         self._data[key] = value
-        self.ended = False
 
     def __delitem__(self, key: str) -> None:
+        self._use(write=True)
         del self._data[key]
 
+    def __contains__(self, key: object) -> bool:
+        self._use()
+        return key in self._data
+
     def __iter__(self) -> Iterator[str]:
+        self._use()
         return iter(self._data)
 
     def __len__(self) -> int:
+        self._use()
         return len(self._data)
 
     def __repr__(self) -> str:
         return f"Session(keys={sorted(self._data)!r})"
 
+    def _not_started(self, what: str) -> None:
+        if self._started:
+            msg = (
+                f"{what}() after the response started: the new session cookie can no "
+                "longer be sent; call it before returning the response"
+            )
+            raise RuntimeError(msg)
+
     def clear(self) -> None:
-        """Empty the session and end it: its store entry is deleted, its cookie cleared."""
+        """End the session for good (logout): its entry is deleted when the response
+        starts and the cookie cleared. Values set afterwards in the same request go into
+        a new session, with a new ID and no user.
+        """
+        self._use(write=True)
+        if self._key is not None:
+            self._ending_key, self._ending = self._key, self._record
+        self._id = self._key = self._record = self._entry = None
         self._data.clear()
-        self.ended = True
+        self._saved = {}
+        self._rotate = False
+        self._login = None
 
     def regenerate(self) -> None:
-        """Give the session a new ID when it is saved; the old ID dies at once then."""
-        self.regenerating = True
+        """Give the session a new ID when it is saved; the old one dies then (after the
+        manager's *renewal_grace*, for requests already in flight).
 
-    def login(self, user: Any) -> None:
-        """On login: a new ID at the next save, and the session tied to *user* (any JSON
-        value), so that `SessionManager.revoke_all` and `SessionManager.sessions_of` see it.
+        Raises:
+            RuntimeError: The response has started, so the new cookie cannot be sent.
         """
-        _dumps(user)
-        self.regenerating = True
-        self.login_user = user
-        self.ended = False
+        self._not_started("regenerate")
+        self._use(write=True)
+        self._rotate = True
+
+    def login(self, user: Any, *, descriptor: str | None = None) -> None:
+        """On login: a new ID at the next save, and the session tied to *user* (any JSON
+        value), for `SessionManager.revoke_all` and `SessionManager.sessions_of`.
+
+        If the session belongs to another user, it is ended first and the new one starts
+        empty: nothing of the previous user's data (a role, a CSRF token) carries over.
+        *descriptor* (a user agent, a device name) is shown by `sessions_of`.
+
+        Raises:
+            RuntimeError: The response has started, so the new cookie cannot be sent.
+            TypeError: *user* is not JSON, or *descriptor* not a str.
+
+        Changed in 0.3: another user's login starts from empty data; *descriptor*.
+        """
+        self._not_started("login")
+        dumps(user)
+        if descriptor is not None and not isinstance(descriptor, str):
+            msg = f"descriptor must be a str, not {type(descriptor).__name__}"
+            raise TypeError(msg)
+        current = self.user
+        if current is not None and current != user:
+            self.clear()
+        self._use(write=True)
+        self._login = (user, descriptor)
+        self._rotate = True
 
     def mark_accessed(self) -> None:
-        """Starlette's hook when ``request.session`` is read; nothing to do."""
+        """Starlette's hook when ``request.session`` is read."""
+        self.accessed = True
 
     def changes(self) -> tuple[dict[str, Any], set[str]]:
         """Return the keys set or changed since the last save, and the keys removed.
@@ -171,20 +294,26 @@ class Session(MutableMapping[str, Any]):
             TypeError: A value is not JSON-serializable.
         """
         saved = self._saved
-        changed = {k: v for k, v in self._data.items() if saved.get(k) != _dumps(v)}
+        changed = {k: v for k, v in self._data.items() if saved.get(k) != dumps(v)}
         return changed, set(saved) - set(self._data)
 
     @property
     def changed(self) -> bool:
         """Whether saving would write anything."""
         changed, removed = self.changes()
-        return bool(changed or removed or self.ended or self.regenerating)
+        return bool(changed or removed or self._ending_key or self._rotate)
 
-    def _saved_as(self, sid: str | None) -> None:
+    def _saved_as(self, sid: str | None, loaded: _Loaded | None = None) -> None:
+        if loaded is not None or sid is None:
+            self._key = None if loaded is None else loaded.key
+            self._record = None if loaded is None else loaded.record
+            self._entry = None if loaded is None else loaded.entry
         self._id = sid
-        self._saved = {key: _dumps(value) for key, value in self._data.items()}
-        self.regenerating = False
-        self.login_user = None
+        self._saved = {key: dumps(value) for key, value in self._data.items()}
+        self._rotate = False
+        self._login = None
+        self._ending = self._ending_key = None
+        self._touched = True
 
     async def save(self) -> str | None:
         """Write the changes now (for a WebSocket, which has no response to wait for).
@@ -197,17 +326,6 @@ class Session(MutableMapping[str, Any]):
         return self._id
 
 
-def _dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        msg = (
-            "session values must be JSON-serializable "
-            f"(str, int, float, bool, None, list, dict): {e}"
-        )
-        raise TypeError(msg) from None
-
-
 def _check_data(data: object) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         msg = f"session data must be a mapping, not {type(data).__name__}"
@@ -217,8 +335,24 @@ def _check_data(data: object) -> dict[str, Any]:
         if not isinstance(key, str):
             msg = f"session keys must be str, not {type(key).__name__}"
             raise TypeError(msg)
-    _dumps(data)
+    dumps(data)
     return data
+
+
+def _check_store(store: object) -> None:
+    for name in ("get", "set", "delete"):
+        if not inspect.iscoroutinefunction(getattr(store, name, None)):
+            msg = f"store must be a lapse.Store (async get, set, delete), got {store!r}"
+            raise TypeError(msg)
+    serializer = getattr(store, "serializer", None)
+    if serializer is not None and getattr(serializer, "safe", False) is not True:
+        msg = (
+            f"sessions refuse a store whose serializer ({type(serializer).__name__}) may run "
+            "code when it decodes: anyone able to write to the store could then run code "
+            "through a cookie. Use the JSON serializer (the default), or one that declares "
+            "safe = True because its loads() runs no code whatever the bytes"
+        )
+        raise ValueError(msg)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -235,19 +369,29 @@ class SessionManager:
 
     IDs are 256 random bits from `secrets`; the store key is a SHA-256 of the ID. Only
     IDs the manager issued are ever used: an unknown, malformed or oversized ID is no
-    session, and nothing is stored for it.
+    session, and nothing is stored for it. Both lifetimes are checked from the record
+    on every load, and each record is written with its store TTL in one atomic step.
+    A session tied to a user is valid only while the user's index lists it, so nothing
+    the store evicts or loses can keep a revoked session alive.
 
     Attributes:
         store: Any `lapse.Store`. The default is a `MemoryStore` bounded to 100 000
             entries by `LRU`. A store with ``update`` (`AtomicStore`) makes concurrent
             saves safe; one with ``expire`` refreshes the idle deadline without rewriting
-            the session.
+            the session. A store whose serializer may run code is refused.
         idle_timeout: A session ends this long after its last request (seconds or a
             timedelta; ``None``: never). Default 30 minutes.
         absolute_timeout: A session ends this long after it was created, whatever
             happens. Default 8 hours.
-        cookie_name: The cookie's name; a name starting ``__Host-`` requires *secure*,
-            ``path="/"`` and no *domain*, as browsers do.
+        cookie_name: The cookie's name.
+        host_prefix: Name the cookie ``__Host-`` + *cookie_name*: browsers then accept
+            it only with ``Secure``, ``Path=/`` and no ``Domain``, so no subdomain can
+            set or overwrite it. Recommended.
+        persistent_cookie: ``True`` (the default): the cookie's ``Max-Age`` is the
+            session's absolute lifetime, so a "remember me" session outlives a browser
+            restart and the browser drops the cookie when the session must have ended.
+            ``False``: a browser-session cookie, gone when the browser closes (if it
+            does not restore sessions).
         secure: Send the cookie over HTTPS only (browsers count ``http://localhost``
             and ``http://127.0.0.1`` as secure too). ``False`` needs
             *insecure_development*.
@@ -257,21 +401,42 @@ class SessionManager:
         domain: The cookie's domain, or ``None`` for the host only.
         insecure_development: Allow ``secure=False``, for plain http during development.
         key_prefix: Prepended to the store keys of sessions (and ``user:`` indexes).
+        renewal_grace: For this long after a session gets a new ID (login, regenerate),
+            requests already in flight with the old ID reach the new session: their
+            changes land there and their responses never clear the new cookie. After a
+            logout the old ID reaches nothing, but its responses still leave the cookie
+            alone. ``0`` turns it off. Default 5 seconds (OWASP's renewal timeout).
+        max_sessions_per_user: At most this many sessions per user; a login beyond it
+            ends the user's oldest. ``None``: no bound (a login then costs time linear in
+            the user's sessions). Default 100.
+        principal_keys: Keys of the session data that make who the user is (for example
+            ``("user_id", "role")``): a request that changes one gets a new session ID
+            before its response goes out, as with `Session.regenerate`; if one held
+            another value before, the new session keeps only what this request wrote.
+        on_store_error: What a request gets when the store fails while loading its
+            session. ``"fail_closed"`` (the default): reading or writing
+            ``request.session`` raises `lapse.exceptions.SessionUnavailableError`,
+            answered ``503``; pages that never touch the session work. ``"fail_open"``:
+            the session reads as empty, and only a write gives the ``503``. A save that
+            fails is a ``503`` in both cases: no change is reported done when it is not.
         clock: Wall-clock seconds; the default reads ``time.time()`` at each call.
 
     Raises:
         TypeError: An argument has the wrong type (a store without async get, set and
             delete, for instance).
         ValueError: A timeout is zero, negative or NaN; a cookie setting is insecure or
-            contradicts a ``__Host-`` name.
+            contradicts a ``__Host-`` name; the store's serializer may run code.
 
-    Added in 0.2.
+    Added in 0.2. Changed in 0.3: *host_prefix*, *persistent_cookie*, *renewal_grace*,
+    *max_sessions_per_user*, *principal_keys*, *on_store_error*.
     """
 
     store: Store = attrs.field(factory=lambda: MemoryStore(eviction=LRU(100_000)))
     idle_timeout: float | timedelta | None = timedelta(minutes=30)
     absolute_timeout: float | timedelta | None = timedelta(hours=8)
     cookie_name: str = "session_id"
+    host_prefix: bool = False
+    persistent_cookie: bool = True
     secure: bool = True
     http_only: bool = True
     same_site: Literal["lax", "strict", "none"] = "lax"
@@ -279,186 +444,489 @@ class SessionManager:
     domain: str | None = None
     insecure_development: bool = False
     key_prefix: str = "session:"
+    renewal_grace: float | timedelta = timedelta(seconds=5)
+    max_sessions_per_user: int | None = 100
+    principal_keys: tuple[str, ...] = ()
+    on_store_error: Literal["fail_closed", "fail_open"] = "fail_closed"
     clock: Callable[[], float] = wall_clock
     _idle: float | None = attrs.field(init=False)
     _absolute: float | None = attrs.field(init=False)
+    _grace: float = attrs.field(init=False)
+    _cookie: Cookie = attrs.field(init=False)
+    _counts: dict[str, int] = attrs.field(init=False, factory=dict)
 
-    def __attrs_post_init__(self) -> None:  # noqa: C901, PLR0912 -- one check per argument
-        for name in ("get", "set", "delete"):
-            if not inspect.iscoroutinefunction(getattr(self.store, name, None)):
-                msg = f"store must be a lapse.Store (async get, set, delete), got {self.store!r}"
-                raise TypeError(msg)
+    def __attrs_post_init__(self) -> None:  # noqa: C901 -- one check per argument
+        _check_store(self.store)
         self._idle = _timeout(self.idle_timeout, "idle_timeout")
         self._absolute = _timeout(self.absolute_timeout, "absolute_timeout")
-        for name in ("secure", "http_only", "insecure_development"):
+        grace = self.renewal_grace
+        self._grace = 0.0 if grace in (0, timedelta(0)) else as_seconds(grace, what="renewal_grace")
+        for name in ("host_prefix", "insecure_development"):
             if not isinstance(getattr(self, name), bool):
                 msg = f"{name} must be a bool"
                 raise TypeError(msg)
-        for name in ("cookie_name", "path", "key_prefix"):
-            if not isinstance(getattr(self, name), str):
-                msg = f"{name} must be a str"
-                raise TypeError(msg)
-        if not _TOKEN.fullmatch(self.cookie_name):
-            msg = f"cookie_name {self.cookie_name!r} is not a valid cookie name"
-            raise ValueError(msg)
-        if self.domain is not None and not isinstance(self.domain, str):
-            msg = "domain must be a str or None"
+        if not isinstance(self.key_prefix, str):
+            msg = "key_prefix must be a str"
             raise TypeError(msg)
-        if not isinstance(self.same_site, str) or self.same_site.lower() not in {
-            "lax",
-            "strict",
-            "none",
-        }:
-            msg = f"same_site must be 'lax', 'strict' or 'none', not {self.same_site!r}"
+        cap = self.max_sessions_per_user
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+            msg = f"max_sessions_per_user must be a positive int or None, not {cap!r}"
             raise ValueError(msg)
-        self.same_site = self.same_site.lower()  # type: ignore[assignment]
-        if not self.path.startswith("/") or any(c in self.path for c in ";\r\n"):
-            msg = f"path must start with '/' and hold no ';', got {self.path!r}"
+        if not isinstance(self.principal_keys, tuple) or not all(
+            isinstance(k, str) for k in self.principal_keys
+        ):
+            msg = "principal_keys must be a tuple of str"
+            raise TypeError(msg)
+        if self.on_store_error not in ("fail_closed", "fail_open"):
+            msg = (
+                f"on_store_error must be 'fail_closed' or 'fail_open', not {self.on_store_error!r}"
+            )
             raise ValueError(msg)
-        if not self.secure and not self.insecure_development:
+        if isinstance(self.same_site, str):
+            self.same_site = self.same_site.lower()  # type: ignore[assignment]
+        if not isinstance(self.cookie_name, str):
+            msg = "cookie_name must be a str"
+            raise TypeError(msg)
+        if self.host_prefix and not self.cookie_name.startswith(HOST_PREFIX):
+            self.cookie_name = HOST_PREFIX + self.cookie_name
+        if self.secure is False and not self.insecure_development:
             msg = (
                 "secure=False lets the session cookie travel over plain http; for local "
                 "development pass insecure_development=True as well"
             )
             raise ValueError(msg)
-        if self.same_site == "none" and not self.secure:
-            msg = "same_site='none' requires secure=True (browsers refuse it otherwise)"
-            raise ValueError(msg)
-        if self.cookie_name.startswith("__Host-") and (
-            not self.secure or self.path != "/" or self.domain is not None
-        ):
-            msg = "a __Host- cookie needs secure=True, path='/' and domain=None"
-            raise ValueError(msg)
-        if self.cookie_name.startswith("__Secure-") and not self.secure:
-            msg = "a __Secure- cookie needs secure=True"
-            raise ValueError(msg)
+        self._cookie = Cookie(
+            name=self.cookie_name,
+            secure=self.secure,
+            http_only=self.http_only,
+            same_site=self.same_site,
+            path=self.path,
+            domain=self.domain,
+            persistent=self.persistent_cookie,
+        )
 
-    # -- keys and records --------------------------------------------------------------
+    # -- keys, records, events ---------------------------------------------------------
 
     def key_of(self, sid: str) -> str:
         """Return the store key of the session *sid*: a hash, never the ID itself."""
-        return f"{self.key_prefix}{_digest(sid)}"
-
-    def _user_key(self, user: object) -> str:
-        return f"{self.key_prefix}user:{_digest(json.dumps(user, sort_keys=True))}"
+        return f"{self.key_prefix}{hashlib.sha256(sid.encode()).hexdigest()}"
 
     @staticmethod
     def _valid(sid: object) -> bool:
         return isinstance(sid, str) and _ID_PATTERN.fullmatch(sid) is not None
 
-    def _decode(self, raw: Any, key: str) -> dict[str, Any] | None:
-        """The record stored at *key*, or ``None`` (logged) if it cannot be read."""
-        if raw is None:
-            return None
-        try:
-            record = json.loads(raw) if isinstance(raw, (str, bytes)) else None
-            if (
-                not isinstance(record, dict)
-                or record.get("v") != _VERSION
-                or not isinstance(record.get("data"), dict)
-                or not all(isinstance(record.get(f), (int, float)) for f in ("created", "seen"))
-            ):
-                record = None
-        except ValueError:
-            record = None
-        if record is None:
-            _log.warning("session record %s cannot be decoded; treated as no session", key)
-        return record
+    def _event(
+        self, what: str, key: str | None, *, level: int = logging.INFO, detail: object = ""
+    ) -> None:
+        """Count and log a lifecycle event, naming the session by its hashed ID only."""
+        self._counts[what] = self._counts.get(what, 0) + 1
+        if _log.isEnabledFor(level):
+            name = "-" if key is None else key[len(self.key_prefix) :][:16]
+            _log.log(level, "session %s: %s%s", name, what.replace("_", " "), detail)
 
-    def _deadline(self, record: Mapping[str, Any]) -> float:
-        idle, absolute = record.get("idle"), record.get("abs")
-        ends = math.inf
-        if idle is not None:
-            ends = min(ends, record["seen"] + idle)
-        if absolute is not None:
-            ends = min(ends, record["created"] + absolute)
-        return ends
+    def stats(self) -> SessionStats:
+        """Counters of what happened to sessions since the manager was created.
 
-    def _lifetime(self, record: Mapping[str, Any]) -> float:
-        """The store TTL of *record* written now: until its earlier deadline."""
-        return max(self._deadline(record) - self.clock(), 1e-3)
+        Added in 0.3.
+        """
+        fields = attrs.fields_dict(SessionStats)
+        return SessionStats(**{k: v for k, v in self._counts.items() if k in fields})
 
-    def _expires_with_store(self) -> bool:
-        """Whether the store can move a deadline alone (and so keeps the idle clock)."""
-        return callable(getattr(self.store, "expire", None))
-
-    def _alive(self, record: Mapping[str, Any], now: float) -> bool:
-        absolute = record.get("abs")
-        if absolute is not None and now >= record["created"] + absolute:
-            return False
-        idle = record.get("idle")
-        if idle is None or self._expires_with_store():
-            return True  # the store's own deadline is the idle clock
-        return bool(now < record["seen"] + idle)
-
-    async def _load(self, sid: object, *, touch: bool = True) -> dict[str, Any] | None:
-        """The live record of *sid*, counting a use of it; ``None`` if there is none."""
-        if not self._valid(sid):
-            return None
-        key = self.key_of(sid)  # type: ignore[arg-type]
-        record = self._decode(await self.store.get(key), key)
-        now = self.clock()
-        if record is None or not self._alive(record, now):
-            return None
-        if touch and record.get("idle") is not None:
-            await self._touch(key, record, now)
-        return record
-
-    async def _touch(self, key: str, record: dict[str, Any], now: float) -> None:
-        """A request on the session: its idle deadline starts again."""
-        lifetime = min(record["idle"], self._absolute_left(record, now))
-        if self._expires_with_store():
-            await self.store.expire(key, lifetime)  # type: ignore[attr-defined]
-            return
-        if now - record["seen"] >= record["idle"] / _REWRITE_FRACTION:
-            record["seen"] = now
-            await self._write(key, lambda current: self._reseen(current, now), self._record_ttl)
-
-    def _reseen(self, current: Any, now: float) -> Any:
-        record = self._decode(current, "")
-        if record is None:
-            return None
-        record["seen"] = now
-        return json.dumps(record)
+    def _slack(self, record: Record) -> float:
+        """How far *seen* may lag: a tenth of the idle lifetime where the store keeps the
+        exact idle deadline (``expire``), since the record is rewritten that seldom."""
+        if record.idle is None or not callable(getattr(self.store, "expire", None)):
+            return 0.0
+        return record.idle / _REWRITE_FRACTION
 
     @staticmethod
-    def _absolute_left(record: Mapping[str, Any], now: float) -> float:
-        absolute = record.get("abs")
-        return math.inf if absolute is None else record["created"] + absolute - now
+    def _lifetime(record: Record, now: float) -> float:
+        """The store TTL of *record* written at *now*: until its earlier deadline."""
+        return max(record.deadline() - now, 1e-3)
+
+    async def _read(self, key: str) -> Any:
+        """The raw value at *key*; a value the store cannot decode reads as nothing."""
+        try:
+            return await self.store.get(key)
+        except CorruptValueError:
+            _log.warning("session store value %s cannot be decoded; treated as none", key)
+            return None
 
     async def _write(
         self, key: str, change: Callable[[Any], Any], ttl: Callable[[Any], float]
-    ) -> Any:
-        """Apply *change* (old raw value -> new raw value, or None: delete) to *key*.
+    ) -> None:
+        """Apply *change* (old raw value -> new raw value, or None: delete) to *key*, with
+        the TTL ``ttl(new)`` in the same step.
 
-        Atomic on an `AtomicStore` (the deadline, ``ttl(new)``, is set right after);
-        elsewhere a read, then a write: what a three-method store can do.
+        Atomic on an `AtomicStore`; elsewhere a read, then a write: what a three-method
+        store can do.
         """
         if isinstance(self.store, AtomicStore):
-            new = await self.store.update(key, change, ttl=math.inf)
-            if new is not None:
-                await self._set_deadline(key, ttl(new))
-            return new
-        new = change(await self.store.get(key))
+            try:
+                await self.store.update(key, change, ttl=ttl)
+            except CorruptValueError:  # not ours: replaced by what change makes of nothing
+                await self.store.delete(key)
+                await self.store.update(key, change, ttl=ttl)
+            return
+        new = change(await self._read(key))
         if new is None:
             await self.store.delete(key)
         else:
             await self.store.set(key, new, ttl=ttl(new))
-        return new
 
-    def _record_ttl(self, raw: str) -> float:
-        """`_lifetime` of a record as stored (its JSON)."""
-        return self._lifetime(json.loads(raw))
+    # -- loading -----------------------------------------------------------------------
 
-    async def _set_deadline(self, key: str, ttl: float) -> None:
-        if ttl == math.inf:
-            persist = getattr(self.store, "persist", None)
-            if persist is not None:
-                await persist(key)
+    async def _resolve(self, sid: str) -> _Loaded | Renewal | None:
+        """The live session *sid* stands for; a `Renewal` to nothing; or ``None``.
+
+        One read, a second one for a session tied to a user (its index), and one more
+        for an old ID during its renewal grace.
+        """
+        key = self.key_of(sid)
+        found = decode(raw := await self._read(key))
+        renewal = False
+        if isinstance(found, Renewal):
+            if found.target is None:
+                return found
+            key, renewal = found.target, True
+            found = decode(raw := await self._read(key))
+        if not isinstance(found, Record):
+            if raw is None:
+                self._event("unknown_ids", key)
+            else:
+                self._event(
+                    "corrupt", key, level=logging.WARNING, detail=" cannot be decoded (no session)"
+                )
+            return None
+        now = self.clock()
+        why = found.ended(now, slack=self._slack(found))
+        if why is not None:
+            self._event("expired", key)
+            return None
+        entry = None
+        if found.user is not None:
+            index = decode_index(await self._read(user_key(self.key_prefix, found.user)))
+            entry = None if index is None else index.sessions.get(key)
+            if entry is None:  # revoked, or the index was lost: never accepted
+                self._event("revoked", key)
+                return None
+        return _Loaded(key, found, renewal, entry)
+
+    async def _load(self, sid: object) -> _Loaded | None:
+        if not self._valid(sid):
+            return None
+        found = await self._resolve(sid)  # type: ignore[arg-type]
+        return found if isinstance(found, _Loaded) else None
+
+    async def open(self, headers: list[tuple[bytes, bytes]]) -> Session:
+        """The session of a request with these headers; a new, empty one if none.
+
+        The first well-formed ID among the request's session cookies is used. A store
+        failure does not raise here: the session is marked unavailable, per
+        *on_store_error*.
+        """
+        values = self._cookie.values(headers)
+        sid = next((value for value in values if self._valid(value)), None)
+        if sid is None:
+            if values:
+                self._event("unknown_ids", None)
+            return Session(self)
+        try:
+            found = await self._resolve(sid)
+        except StoreError as e:
+            self._event("store_errors", None, level=logging.ERROR, detail=f" while loading: {e}")
+            return Session(self, unavailable=e)
+        if isinstance(found, Renewal):  # logged out in another request a moment ago
+            return Session(self, sid, renewal=True)
+        if found is None:
+            return Session(self)
+        return Session(self, sid, found)
+
+    def session_id(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """The first well-formed session ID in a request's ``Cookie`` headers, if any."""
+        return next((v for v in self._cookie.values(headers) if self._valid(v)), None)
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def _apply(
+        self, key: str, changed: Mapping[str, Any], removed: set[str]
+    ) -> Literal["live", "renewed", "gone"]:
+        """Apply key changes to the live session at *key*, atomically with its new TTL;
+        never creates one.
+
+        Returns ``"live"``; ``"gone"`` if it ended (nothing is written); or ``"renewed"``
+        if it got a new ID meanwhile: the changes then land in the new session, within
+        the renewal grace, and the caller must leave the cookie alone.
+        """
+        now = self.clock()
+        lifetime = [0.0]
+        renewed: list[Renewal] = []
+
+        def change(current: Any) -> Any:
+            record = decode(current)
+            renewed[:] = [record] if isinstance(record, Renewal) else []
+            if renewed:
+                lifetime[0] = self._grace
+                return current  # left as it is, for the rest of its grace
+            if not isinstance(record, Record) or record.ended(now, slack=self._slack(record)):
+                lifetime[0] = 0.0
+                return None  # gone, ended or unreadable: never brought back
+            record.data.update(changed)
+            for name in removed:
+                record.data.pop(name, None)
+            record.seen = now
+            lifetime[0] = self._lifetime(record, now)
+            return record.encode()
+
+        await self._write(key, change, lambda _: lifetime[0])
+        if renewed:
+            target = renewed[0].target
+            if target is not None and target != key:
+                await self._apply(target, changed, removed)
+            return "renewed"
+        return "live" if lifetime[0] > 0 else "gone"
+
+    async def _touch(self, found: _Loaded) -> None:
+        """A request on the session: its idle deadline starts again."""
+        record = found.record
+        if record.idle is None:
             return
-        expire = getattr(self.store, "expire", None)
-        if expire is not None:
-            await expire(key, ttl)
+        now = self.clock()
+        if now - record.seen >= record.idle / _REWRITE_FRACTION:
+            await self._apply(found.key, {}, set())  # the record's own idle clock
+        elif callable(expire := getattr(self.store, "expire", None)):
+            await expire(found.key, min(record.idle, record.absolute_end() - now))
+        entry = found.entry
+        if entry is not None and entry.ends < now + record.idle:
+            await self._extend(record.user, found.key, now + 2 * record.idle)
+
+    async def _index(self, user: Any, change: Callable[[UserIndex, float], Any]) -> Any:
+        """Change the index of *user* atomically (pruning ended sessions), with its TTL;
+        return what *change* returned. A corrupt index is rebuilt from empty."""
+        now = self.clock()
+        result: list[Any] = [None]
+        lifetime = [0.0]
+
+        def write(current: Any) -> Any:
+            index = decode_index(current)
+            if index is None:
+                if current is not None:
+                    _log.warning("session index of a user cannot be decoded; rebuilt")
+                index = UserIndex()
+            index.prune(now)
+            result[0] = change(index, now)
+            lifetime[0] = index.ttl(now)
+            return index.encode() if index.sessions else None
+
+        await self._write(user_key(self.key_prefix, user), write, lambda _: lifetime[0])
+        return result[0]
+
+    async def _extend(self, user: Any, key: str, ends: float) -> None:
+        def extend(index: UserIndex, _: float) -> None:
+            entry = index.sessions.get(key)
+            if entry is not None and entry.ends < ends:
+                index.sessions[key] = attrs.evolve(entry, ends=ends)
+
+        await self._index(user, extend)
+
+    async def _list(self, record: Record, key: str, *, replacing: str | None = None) -> bool:
+        """Put the session at *key* in its user's index, in place of *replacing* if given;
+        ``False`` if *replacing* is no longer listed (revoked meanwhile)."""
+        ends = record.absolute_end()
+        if ends == math.inf and record.idle is not None:
+            ends = self.clock() + 2 * record.idle
+        entry = Entry(record.created, ends, record.descriptor)
+
+        def add(index: UserIndex, _: float) -> tuple[bool, list[str]]:
+            if replacing is not None and index.sessions.pop(replacing, None) is None:
+                return False, []
+            return True, index.add(key, entry, self.max_sessions_per_user)
+
+        listed, dropped = await self._index(record.user, add)
+        for gone in dropped:
+            self._event("revoked", gone)
+            await self.store.delete(gone)
+        return bool(listed)
+
+    async def _unlist(self, user: Any, keys: set[str]) -> None:
+        def drop(index: UserIndex, _: float) -> None:
+            for gone in keys:
+                index.sessions.pop(gone, None)
+
+        await self._index(user, drop)
+
+    async def _create(
+        self, data: dict[str, Any], user: Any, descriptor: str | None, idle: Any, absolute: Any
+    ) -> tuple[str, _Loaded]:
+        now = self.clock()
+        sid = secrets.token_urlsafe(32)
+        key = self.key_of(sid)
+        record = Record(data, now, now, idle, absolute, user, descriptor)
+        await self.store.set(key, record.encode(), ttl=self._lifetime(record, now))
+        if user is not None:
+            await self._list(record, key)
+        self._event("created", key)
+        return sid, _Loaded(key, record, False, None)
+
+    async def _end(self, key: str, *, grace: bool, why: str = "ended") -> bool:
+        """End the session at *key*; with *grace*, its old ID leaves the cookie alone for
+        a while. Return whether it was live."""
+        ended: list[Record] = []
+
+        def retire(current: Any) -> Any:
+            record = decode(current)
+            ended[:] = [record] if isinstance(record, Record) else []
+            if ended and grace and self._grace:
+                return Renewal(None).encode()
+            return None
+
+        await self._write(key, retire, lambda _: self._grace)
+        if not ended:
+            return False
+        self._event(why, key)
+        if ended[0].user is not None:
+            await self._unlist(ended[0].user, {key})
+        return True
+
+    async def _rotate(
+        self,
+        key: str,
+        user: Any,
+        descriptor: str | None,
+        changed: Mapping[str, Any],
+        removed: set[str],
+    ) -> tuple[str, _Loaded] | None:
+        """Move the session at *key* to a new ID with these changes; ``None`` if it ended.
+
+        The old key is replaced atomically by a renewal naming the new one (for
+        *renewal_grace*), so no change is lost and no in-flight request clears the new
+        cookie; if the session was revoked meanwhile, the new one is dropped.
+        """
+        now = self.clock()
+        sid = secrets.token_urlsafe(32)
+        new_key = self.key_of(sid)
+        taken: list[Record] = []
+
+        def retire(current: Any) -> Any:
+            record = decode(current)
+            live = isinstance(record, Record) and not record.ended(now, slack=self._slack(record))
+            taken[:] = [record] if live else []  # type: ignore[list-item]
+            return Renewal(new_key).encode() if live and self._grace else None
+
+        await self._write(key, retire, lambda _: self._grace)
+        if not taken:
+            return None
+        record = taken[0]
+        previous = record.user
+        record.data.update(changed)
+        for name in removed:
+            record.data.pop(name, None)
+        record.seen = now
+        if user is not _KEEP:
+            record.user = user
+            record.descriptor = descriptor
+        await self.store.set(new_key, record.encode(), ttl=self._lifetime(record, now))
+        if record.user is not None and not await self._list(
+            record, new_key, replacing=key if previous == record.user else None
+        ):
+            await self.store.delete(new_key)  # revoked while it moved: stays revoked
+            self._event("revoked", key)
+            return None
+        self._event("renewed", new_key)
+        return sid, _Loaded(new_key, record, False, None)
+
+    def _headers_for(self, sid: str, record: Record) -> Headers:
+        lifetime = record.absolute_end() - self.clock()
+        return self._cookie.set_headers(sid, None if lifetime == math.inf else lifetime)
+
+    def _principal_changed(
+        self, session: Session, changed: dict[str, Any], removed: set[str]
+    ) -> None:
+        """Rotate on a change of a principal key; start over if it held another value."""
+        touched = [k for k in self.principal_keys if k in changed or k in removed]
+        if not touched or session._key is None:
+            return
+        switched = any(
+            session._saved.get(k) not in (None, "null") and k in changed and changed[k] is not None
+            for k in touched
+        )
+        if switched:  # another principal: nothing of the previous one carries over
+            login = session._login
+            session.clear()
+            session._data.update(changed)
+            session._login = login
+        else:
+            session._rotate = True
+
+    async def save(self, session: Session) -> Headers:  # noqa: C901, PLR0911, PLR0912 -- one branch per outcome
+        """Write what changed in *session*; return the cookie headers a response needs.
+
+        Used by the middleware at the start of each response, and by `Session.save`.
+        A session that ended (``clear()``) is deleted; a new one is created only if it
+        holds something; a session deleted or revoked meanwhile is not brought back. An
+        old ID in its renewal grace never changes the cookie.
+
+        Raises:
+            TypeError: A value is not JSON-serializable; nothing is written.
+            lapse.exceptions.StoreError: The store failed.
+        """
+        changed, removed = session.changes()  # raises before anything is written
+        if session._unavailable is not None:
+            return []
+        self._principal_changed(session, changed, removed)
+        changed, removed = session.changes()
+        headers: Headers = []
+        if session._ending_key is not None:
+            await self._end(session._ending_key, grace=True)
+            headers = [] if session._renewal else self._cookie.clear_headers()
+        key = session._key
+        if session._renewal:
+            if key and (changed or removed or session._rotate):
+                await self._apply(key, changed, removed)
+            elif key and session._record and not session._touched:
+                await self._touch(_Loaded(key, session._record, True, session._entry))
+            elif session._data or session._login:
+                _log.warning("a request with a renewed session ID wrote to no session; dropped")
+            session._saved_as(session._id)
+            return []
+        if key is None:
+            login = session._login
+            if not session._data and login is None:
+                session._saved_as(None)
+                return headers
+            user, descriptor = login or (None, None)
+            sid, loaded = await self._create(
+                dict(session._data),
+                user,
+                descriptor,
+                self._idle,
+                self._absolute,
+            )
+            if login is not None:
+                self._event("logged_in", loaded.key)
+            session._saved_as(sid, loaded)
+            return self._headers_for(sid, loaded.record)
+        if session._rotate:
+            user, descriptor = session._login or (_KEEP, None)
+            moved = await self._rotate(key, user, descriptor, changed, removed)
+            if moved is None:  # it ended meanwhile
+                session._saved_as(None)
+                return self._cookie.clear_headers()
+            sid, loaded = moved
+            session._saved_as(sid, loaded)
+            return self._headers_for(sid, loaded.record)
+        if changed or removed:
+            outcome = await self._apply(key, changed, removed)
+            if outcome == "gone":  # deleted or revoked: stays so
+                session._saved_as(None)
+                return self._cookie.clear_headers()
+            if outcome == "renewed":  # another request renewed it: its cookie stands
+                session._saved_as(None)
+                return []
+        elif not session._touched and session._record is not None:
+            await self._touch(_Loaded(key, session._record, False, session._entry))
+        session._saved_as(session._id)
+        return headers
 
     # -- the public API ----------------------------------------------------------------
 
@@ -467,17 +935,21 @@ class SessionManager:
         data: Mapping[str, Any] | None = None,
         *,
         user: Any = None,
+        descriptor: str | None = None,
         idle_timeout: float | timedelta | None = _DEFAULT,
         absolute_timeout: float | timedelta | None = _DEFAULT,
     ) -> str:
         """Start a session holding *data*; return its new ID.
 
         *user* ties the session to a user (any JSON value: an id, a name) for
-        `sessions_of` and `revoke_all`. *idle_timeout* and *absolute_timeout* override the
-        manager's for this session ("remember me").
+        `sessions_of` and `revoke_all`; *descriptor* describes the device for
+        `sessions_of`. *idle_timeout* and *absolute_timeout* override the manager's for
+        this session ("remember me"); the cookie then lives as long.
 
         Raises:
             TypeError: *data* is not a mapping of JSON-serializable values.
+
+        Changed in 0.3: *descriptor*.
         """
         data = _check_data({} if data is None else data)
         idle = self._idle if idle_timeout is _DEFAULT else _timeout(idle_timeout, "idle_timeout")
@@ -487,118 +959,69 @@ class SessionManager:
             else _timeout(absolute_timeout, "absolute_timeout")
         )
         if user is not None:
-            _dumps(user)
-        now = self.clock()
-        sid = secrets.token_urlsafe(32)
-        record = {"v": _VERSION, "data": data, "created": now, "seen": now, "idle": idle}
-        record.update({"abs": absolute, "user": user})
-        raw = json.dumps(record)
-        await self.store.set(self.key_of(sid), raw, ttl=self._lifetime(record))
-        if user is not None:
-            await self._index(user, add=self.key_of(sid), record=record)
+            dumps(user)
+        if descriptor is not None and not isinstance(descriptor, str):
+            msg = f"descriptor must be a str, not {type(descriptor).__name__}"
+            raise TypeError(msg)
+        sid, _ = await self._create(data, user, descriptor, idle, absolute)
         return sid
+
+    def cookie_headers(self, sid: str, *, lifetime: float | None = _DEFAULT) -> Headers:
+        """The headers that set the cookie of *sid*: Set-Cookie, no-store, Vary.
+
+        *lifetime* is the cookie's Max-Age in seconds (the manager's absolute timeout by
+        default; ``None``: a browser-session cookie).
+        """
+        return self._cookie.set_headers(sid, self._absolute if lifetime is _DEFAULT else lifetime)
+
+    def clear_cookie_headers(self) -> Headers:
+        """The headers that clear the cookie, with the Path and Domain it was set with."""
+        return self._cookie.clear_headers()
 
     async def get(self, sid: str) -> dict[str, Any] | None:
         """Return the data of session *sid*, or ``None`` if it is unknown or has ended.
 
         Counts as activity: the idle deadline starts again.
         """
-        record = await self._load(sid)
-        return None if record is None else dict(record["data"])
+        found = await self._load(sid)
+        if found is None:
+            return None
+        await self._touch(found)
+        return dict(found.record.data)
 
     async def update(self, sid: str, data: Mapping[str, Any]) -> bool:
         """Merge *data* into session *sid* (shallow); return ``False`` if it is unknown.
 
+        The change and the session's new deadline are written in one atomic step.
+
         Raises:
             TypeError: *data* is not a mapping of JSON-serializable values.
         """
-        return await self._apply(sid, _check_data(data), set())
+        data = _check_data(data)
+        found = await self._load(sid)
+        return found is not None and await self._apply(found.key, data, set()) != "gone"
 
-    async def _apply(self, sid: str | None, changed: dict[str, Any], removed: set[str]) -> bool:
-        """Apply key changes to a live session atomically; never creates one."""
-        if not self._valid(sid):
-            return False
-        key = self.key_of(sid)  # type: ignore[arg-type]
-        now = self.clock()
-        alive = [False]
-
-        def change(current: Any) -> Any:
-            record = self._decode(current, key)
-            if record is None or not self._alive(record, now):
-                return None  # gone, ended or unreadable: never brought back
-            record["data"].update(changed)
-            for name in removed:
-                record["data"].pop(name, None)
-            record["seen"] = now
-            alive[0] = True
-            return json.dumps(record)
-
-        await self._write(key, change, self._record_ttl)
-        return alive[0]
-
-    async def save(self, session: Session) -> Headers:  # noqa: PLR0911 -- one per outcome
-        """Write what changed in *session*; return the cookie headers a response needs.
-
-        Used by the middleware at the start of each response, and by `Session.save`.
-        A session that ended (``clear()``) is deleted; a new one is created only if it
-        holds something; a session deleted or revoked meanwhile is not brought back.
-
-        Raises:
-            TypeError: A value is not JSON-serializable; nothing is written.
-        """
-        changed, removed = session.changes()  # raises before anything is written
-        if session.ended:
-            if session.id is not None:
-                await self.delete(session.id)
-                session._saved_as(None)  # noqa: SLF001
-                return self.clear_cookie_headers()
-            return []
-        sid = session.id
-        if sid is None:
-            if not session._data and session.login_user is None:  # noqa: SLF001 -- anonymous
-                return []
-            sid = await self.create(session._data, user=session.login_user)  # noqa: SLF001
-            session._saved_as(sid)  # noqa: SLF001
-            return self.cookie_headers(sid)
-        headers: Headers = []
-        if session.regenerating:
-            new = await self.regenerate(sid, user=session.login_user)
-            if new is None:  # it ended meanwhile
-                session._saved_as(None)  # noqa: SLF001
-                return self.clear_cookie_headers()
-            sid = new
-            headers = self.cookie_headers(sid)
-        if (changed or removed) and not await self._apply(sid, changed, removed):
-            session._saved_as(None)  # noqa: SLF001 -- deleted or revoked: stays so
-            return self.clear_cookie_headers()
-        session._saved_as(sid)  # noqa: SLF001
-        return headers
-
-    async def regenerate(self, sid: str, *, user: Any = None) -> str | None:
+    async def regenerate(self, sid: str, *, user: Any = _KEEP) -> str | None:
         """Move session *sid* to a new ID; return it, or ``None`` if *sid* is unknown.
 
         The data, the creation time (so the absolute deadline) and the user stay; the
-        old ID is dead at once. Call it when a user logs in (session fixation), with
-        *user* to tie the session to that user from now on.
+        old ID then stands for the new session for *renewal_grace* only. Call it when a
+        user logs in (session fixation), with *user* to tie the session to that user.
+        If the session belongs to another user, it ends and the new one starts empty.
+
+        Changed in 0.3: another user's session is not carried over.
         """
-        record = await self._load(sid, touch=False)
-        if record is None:
+        found = await self._load(sid)
+        if found is None:
             return None
-        new = secrets.token_urlsafe(32)
-        now = self.clock()
-        record["seen"] = now
-        previous = record.get("user")
-        if user is not None:
-            _dumps(user)
-            record["user"] = user
-        old_key, new_key = self.key_of(sid), self.key_of(new)
-        await self.store.set(new_key, json.dumps(record), ttl=self._lifetime(record))
-        await self.store.delete(old_key)
-        if previous is not None and previous != record["user"]:
-            await self._index(previous, drop={old_key})
-        if record.get("user") is not None:
-            await self._index(record["user"], add=new_key, drop={old_key}, record=record)
-        return new
+        if user is not _KEEP:
+            dumps(user)
+            if found.record.user is not None and found.record.user != user:
+                await self._end(found.key, grace=True)
+                new, _ = await self._create({}, user, None, self._idle, self._absolute)
+                return new
+        moved = await self._rotate(found.key, user, found.record.descriptor, {}, set())
+        return None if moved is None else moved[0]
 
     async def delete(self, sid: str, response: Any = None) -> bool:
         """End session *sid*; return whether it existed. Clears the cookie on *response*.
@@ -606,15 +1029,9 @@ class SessionManager:
         *response* is anything with ``headers.append(name, value)`` (a Starlette
         `Response`), or ``None``.
         """
-        existed = False
-        if self._valid(sid):
-            key = self.key_of(sid)
-            record = self._decode(await self.store.get(key), key)
-            existed = await self.store.delete(key) is True
-            if record is not None and record.get("user") is not None:
-                await self._index(record["user"], drop={key})
+        existed = self._valid(sid) and await self._end(self.key_of(sid), grace=False)
         if response is not None:
-            for name, value in self.clear_cookie_headers():
+            for name, value in self._cookie.clear_headers():
                 response.headers.append(name.decode(), value.decode())
         return existed
 
@@ -629,122 +1046,54 @@ class SessionManager:
 
     # -- users -------------------------------------------------------------------------
 
-    async def _index(
-        self,
-        user: Any,
-        *,
-        add: str | None = None,
-        drop: set[str] | frozenset[str] = frozenset(),
-        record: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Add and drop session keys in the index of *user*: ``{key: created}``."""
-        key = self._user_key(user)
-        now = self.clock()
-        # A session may live until its absolute deadline (activity keeps moving its idle
-        # one): the index must live as long.
-        ends = now + self._absolute_left(record, now) if record is not None else now
-
-        def change(current: Any) -> Any:
-            index = json.loads(current) if isinstance(current, str) else {}
-            sessions = index.get("sessions", {})
-            for gone in drop:
-                sessions.pop(gone, None)
-            if add is not None:
-                sessions[add] = now
-            if not sessions:
-                return None
-            index["sessions"] = sessions
-            index["ends"] = max(index.get("ends", now), ends)
-            return json.dumps(index)
-
-        # The index lives as long as the longest of its sessions can.
-        await self._write(key, change, lambda raw: max(json.loads(raw)["ends"] - now, 1e-3))
-
     async def sessions_of(self, user: Any) -> list[SessionInfo]:
         """List the live sessions of *user*, oldest first, without scanning the store.
 
+        Never shows IDs: each session is named by its store key, with when it was
+        created, last seen and ends, and the descriptor given at login.
+
         Runtime complexity: `O(s)` store reads for *s* sessions of the user.
         """
-        raw = await self.store.get(self._user_key(user))
-        sessions = json.loads(raw).get("sessions", {}) if isinstance(raw, str) else {}
+        index = decode_index(await self._read(user_key(self.key_prefix, user)))
+        if index is None:
+            return []
         now = self.clock()
         found, gone = [], set()
-        for key in sessions:
-            record = self._decode(await self.store.get(key), key)
-            if record is None or not self._alive(record, now):
+        ttl = getattr(self.store, "ttl", None)
+        for key, entry in index.sessions.items():
+            record = decode(await self._read(key))
+            if not isinstance(record, Record) or record.ended(now, slack=self._slack(record)):
                 gone.add(key)
                 continue
-            seen = record["seen"]
-            expires = self._deadline(record)
-            ttl = getattr(self.store, "ttl", None)
-            if ttl is not None and record.get("idle") is not None:
+            seen, expires = record.seen, record.deadline()
+            if ttl is not None and record.idle is not None:
                 left = await ttl(key)
                 if left is not None and left != math.inf:
-                    expires = now + left
-                    seen = max(seen, min(now, expires - record["idle"]))
-            found.append(SessionInfo(key, record["created"], seen, expires))
+                    expires = min(now + left, record.absolute_end())
+                    seen = max(seen, min(now, expires - record.idle))
+            found.append(SessionInfo(key, record.created, seen, expires, entry.descriptor))
         if gone:
-            await self._index(user, drop=gone)
+            await self._unlist(user, gone)
         return sorted(found, key=lambda info: info.created)
 
     async def revoke_all(self, user: Any, *, keep: str | None = None) -> int:
-        """End every session of *user* but the one with ID *keep*; return how many ended."""
-        raw = await self.store.get(self._user_key(user))
-        sessions = json.loads(raw).get("sessions", {}) if isinstance(raw, str) else {}
+        """End every session of *user* but the one with ID *keep*; return how many ended.
+
+        From the moment it returns, no session of *user* created before it is accepted
+        again, whatever the store evicted or lost meanwhile: a session of a user is only
+        valid while the user's index lists it.
+        """
         kept = self.key_of(keep) if keep is not None and self._valid(keep) else None
+
+        def drop(index: UserIndex, _: float) -> list[str]:
+            revoked = [key for key in index.sessions if key != kept]
+            for key in revoked:
+                del index.sessions[key]
+            return revoked
+
+        revoked: list[str] = await self._index(user, drop)
         ended = 0
-        gone = set()
-        for key in sessions:
-            if key != kept:
-                ended += bool(await self.store.delete(key))
-                gone.add(key)
-        if gone:
-            await self._index(user, drop=gone)
+        for key in revoked:
+            ended += bool(await self.store.delete(key))
+            self._event("revoked", key)
         return ended
-
-    # -- cookies -----------------------------------------------------------------------
-
-    def _attributes(self) -> str:
-        parts = [f"Path={self.path}"]
-        if self.domain is not None:
-            parts.append(f"Domain={self.domain}")
-        if self.http_only:
-            parts.append("HttpOnly")
-        if self.secure:
-            parts.append("Secure")
-        parts.append(f"SameSite={self.same_site.capitalize()}")
-        return "; ".join(parts)
-
-    def cookie_headers(self, sid: str) -> Headers:
-        """The headers that set the cookie of *sid*: Set-Cookie, no-store, Vary."""
-        max_age = "" if self._absolute is None else f"; Max-Age={int(self._absolute)}"
-        cookie = f"{self.cookie_name}={sid}{max_age}; {self._attributes()}"
-        return [(b"set-cookie", cookie.encode()), *_PRIVATE]
-
-    def clear_cookie_headers(self) -> Headers:
-        """The headers that clear the cookie, with the Path and Domain it was set with."""
-        cookie = f"{self.cookie_name}=; Max-Age=0; Expires={_EPOCH}; {self._attributes()}"
-        return [(b"set-cookie", cookie.encode()), *_PRIVATE]
-
-    def session_id(self, headers: list[tuple[bytes, bytes]]) -> str | None:
-        """The well-formed session ID in a request's ``Cookie`` headers, if any."""
-        name = self.cookie_name
-        for header, value in headers:
-            if header.lower() != b"cookie" or len(value) > 8192:  # noqa: PLR2004
-                continue
-            for part in value.decode("latin-1").split(";"):
-                cookie, _, sid = part.strip().partition("=")
-                if cookie == name and self._valid(sid):
-                    return sid
-        return None
-
-    async def open(self, headers: list[tuple[bytes, bytes]]) -> Session:
-        """The session of a request with these headers; a new, empty one if none."""
-        sid = self.session_id(headers)
-        record = None if sid is None else await self._load(sid)
-        if record is None:
-            return Session(self, None, {})
-        return Session(self, sid, dict(record["data"]))
-
-
-_PRIVATE: Headers = [(b"cache-control", b"no-store"), (b"vary", b"Cookie")]

@@ -60,6 +60,17 @@ class StoreTimeoutError(StoreError, TimeoutError):
     """
 
 
+class SessionUnavailableError(StoreError):
+    """The session store failed, so this request's session cannot be used.
+
+    Raised when a handler touches ``request.session`` after the store failed to load it
+    (and, with ``on_store_error="fail_open"``, only when it writes). `SessionMiddleware`
+    answers it with ``503 Service Unavailable``.
+
+    Added in 0.3.
+    """
+
+
 class UnserializableError(LapseError, TypeError):
     """A value the store's serializer cannot encode; nothing was written.
 
@@ -80,6 +91,7 @@ __all__ = [
     "LoadError",
     "ReentrantCallError",
     "ReentrantLoadError",
+    "SessionUnavailableError",
     "StoreError",
     "StoreTimeoutError",
     "UnserializableError",

@@ -7,7 +7,7 @@ pure ASGI (Starlette, FastAPI and any other ASGI app).
 from __future__ import annotations
 
 from ._asgi import SessionMiddleware, session_of
-from ._sessions import AtomicStore, Session, SessionInfo, SessionManager
+from ._sessions import AtomicStore, Session, SessionInfo, SessionManager, SessionStats
 
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "SessionInfo",
     "SessionManager",
     "SessionMiddleware",
+    "SessionStats",
     "session_of",
 ]
