@@ -50,9 +50,11 @@ def build_app(manager: SessionManager | None = None) -> Starlette:
     async def home(request: Request) -> Response:
         user = request.session.get("user")
         if user is None:
-            return HTMLResponse(PAGE.format(body=LOGIN))
-        sid = request.cookies.get(manager.cookie_name, "")
-        mine = manager.key_of(sid)
+            flash = request.session.pop("flash", "")
+            note = f'<p id="flash">{html.escape(flash)}</p>' if flash else ""
+            return HTMLResponse(PAGE.format(body=note + LOGIN))
+        sid = session_of(request).id  # the middleware's ID, not a (duplicable) cookie
+        mine = None if sid is None else manager.key_of(sid)
         sessions = await manager.sessions_of(user)
         now = manager.clock()
         rows = []
@@ -99,13 +101,14 @@ def build_app(manager: SessionManager | None = None) -> Starlette:
         return RedirectResponse("/", status_code=303)
 
     async def logout(request: Request) -> Response:
-        request.session.clear()
+        request.session.clear()  # ends the session for good; what follows is a new one
+        request.session["flash"] = "You are logged out."
         return RedirectResponse("/", status_code=303)
 
     async def logout_others(request: Request) -> Response:
         user = request.session.get("user")
         if user is not None:
-            await manager.revoke_all(user, keep=request.cookies.get(manager.cookie_name))
+            await manager.revoke_all(user, keep=session_of(request).id)
         return RedirectResponse("/", status_code=303)
 
     app = Starlette(

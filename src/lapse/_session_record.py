@@ -7,7 +7,7 @@ A session record is JSON under a key derived from a hash of its ID::
 
 When a session gets a new ID, its old key holds a *renewal* for a few seconds::
 
-    {"v": 1, "renewed": "<new store key>" | null}
+    {"v": 1, "renewed": "<new store key>" | null, "until": t}
 
 ``renewed`` names the session that the old ID now stands for, or is ``null`` when the old
 session ended for good (a logout, another user's login): requests still in flight with the
@@ -145,16 +145,19 @@ class Renewal:
     Attributes:
         target: The store key of the session the old ID stands for, or ``None`` if the
             old session ended for good.
+        until: When the grace ends (checked on read: a store may keep it longer).
     """
 
     target: str | None
+    until: float
 
     def encode(self) -> str:
         """The renewal as stored."""
-        return json.dumps({"v": VERSION, "renewed": self.target}, separators=(",", ":"))
+        fields = {"v": VERSION, "renewed": self.target, "until": self.until}
+        return json.dumps(fields, separators=(",", ":"))
 
 
-def decode(raw: object) -> Record | Renewal | None:
+def decode(raw: object) -> Record | Renewal | None:  # noqa: PLR0911 -- one per shape
     """The record or renewal stored as *raw*, or ``None`` if it is not one. Never raises.
 
     Runtime complexity: `O(size)` of *raw*.
@@ -168,8 +171,10 @@ def decode(raw: object) -> Record | Renewal | None:
     if not isinstance(fields, dict) or fields.get("v") != VERSION:
         return None
     if "renewed" in fields:
-        target = fields["renewed"]
-        return Renewal(target) if target is None or isinstance(target, str) else None
+        target, until = fields["renewed"], fields.get("until", math.nan)
+        if (target is None or isinstance(target, str)) and _time(until):
+            return Renewal(target, until)
+        return None
     data: Any = fields.get("data")
     created: Any = fields.get("created")
     seen: Any = fields.get("seen")

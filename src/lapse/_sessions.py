@@ -40,6 +40,7 @@ _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256
 _REWRITE_FRACTION = 10  # "seen" is rewritten once per idle / 10 at most
 _DEFAULT: Any = object()
 _KEEP: Any = object()
+_Lifetimes = tuple[float | None, float | None]  # idle, absolute
 
 
 def wall_clock() -> float:
@@ -165,7 +166,7 @@ class Session(MutableMapping[str, Any]):
         self._ending: Record | None = None  # a session this request ended
         self._ending_key: str | None = None
         self._rotate = False
-        self._login: tuple[Any, str | None] | None = None
+        self._login: tuple[Any, str | None, _Lifetimes | None] | None = None
         self._touched = False
         self._started = False
         self.accessed = False
@@ -257,13 +258,22 @@ class Session(MutableMapping[str, Any]):
         self._use(write=True)
         self._rotate = True
 
-    def login(self, user: Any, *, descriptor: str | None = None) -> None:
+    def login(
+        self,
+        user: Any,
+        *,
+        descriptor: str | None = None,
+        idle_timeout: float | timedelta | None = _DEFAULT,
+        absolute_timeout: float | timedelta | None = _DEFAULT,
+    ) -> None:
         """On login: a new ID at the next save, and the session tied to *user* (any JSON
         value), for `SessionManager.revoke_all` and `SessionManager.sessions_of`.
 
         If the session belongs to another user, it is ended first and the new one starts
         empty: nothing of the previous user's data (a role, a CSRF token) carries over.
         *descriptor* (a user agent, a device name) is shown by `sessions_of`.
+        *idle_timeout* and *absolute_timeout* give this session its own lifetimes
+        ("remember me"), counted from the login; the cookie then lives as long.
 
         Raises:
             RuntimeError: The response has started, so the new cookie cannot be sent.
@@ -276,11 +286,12 @@ class Session(MutableMapping[str, Any]):
         if descriptor is not None and not isinstance(descriptor, str):
             msg = f"descriptor must be a str, not {type(descriptor).__name__}"
             raise TypeError(msg)
+        lifetimes = self._manager._lifetimes(idle_timeout, absolute_timeout)
         current = self.user
         if current is not None and current != user:
             self.clear()
         self._use(write=True)
-        self._login = (user, descriptor)
+        self._login = (user, descriptor, lifetimes)
         self._rotate = True
 
     def mark_accessed(self) -> None:
@@ -505,6 +516,15 @@ class SessionManager:
             persistent=self.persistent_cookie,
         )
 
+    def _lifetimes(self, idle: Any, absolute: Any) -> _Lifetimes | None:
+        """Per-session lifetimes from a call's arguments; ``None`` if both are defaults."""
+        if idle is _DEFAULT and absolute is _DEFAULT:
+            return None
+        return (
+            self._idle if idle is _DEFAULT else _timeout(idle, "idle_timeout"),
+            self._absolute if absolute is _DEFAULT else _timeout(absolute, "absolute_timeout"),
+        )
+
     # -- keys, records, events ---------------------------------------------------------
 
     def key_of(self, sid: str) -> str:
@@ -586,6 +606,9 @@ class SessionManager:
         found = decode(raw := await self._read(key))
         renewal = False
         if isinstance(found, Renewal):
+            if self.clock() >= found.until:  # the grace is over, whatever the store kept
+                self._event("unknown_ids", key)
+                return None
             if found.target is None:
                 return found
             key, renewal = found.target, True
@@ -664,7 +687,7 @@ class SessionManager:
 
         def change(current: Any) -> Any:
             record = decode(current)
-            renewed[:] = [record] if isinstance(record, Renewal) else []
+            renewed[:] = [record] if isinstance(record, Renewal) and now < record.until else []
             if renewed:
                 lifetime[0] = self._grace
                 return current  # left as it is, for the rest of its grace
@@ -777,7 +800,7 @@ class SessionManager:
             record = decode(current)
             ended[:] = [record] if isinstance(record, Record) else []
             if ended and grace and self._grace:
-                return Renewal(None).encode()
+                return Renewal(None, self.clock() + self._grace).encode()
             return None
 
         await self._write(key, retire, lambda _: self._grace)
@@ -788,13 +811,14 @@ class SessionManager:
             await self._unlist(ended[0].user, {key})
         return True
 
-    async def _rotate(
+    async def _rotate(  # noqa: PLR0917 -- private, called twice
         self,
         key: str,
         user: Any,
         descriptor: str | None,
         changed: Mapping[str, Any],
         removed: set[str],
+        lifetimes: _Lifetimes | None = None,
     ) -> tuple[str, _Loaded] | None:
         """Move the session at *key* to a new ID with these changes; ``None`` if it ended.
 
@@ -811,7 +835,7 @@ class SessionManager:
             record = decode(current)
             live = isinstance(record, Record) and not record.ended(now, slack=self._slack(record))
             taken[:] = [record] if live else []  # type: ignore[list-item]
-            return Renewal(new_key).encode() if live and self._grace else None
+            return Renewal(new_key, now + self._grace).encode() if live and self._grace else None
 
         await self._write(key, retire, lambda _: self._grace)
         if not taken:
@@ -825,6 +849,9 @@ class SessionManager:
         if user is not _KEEP:
             record.user = user
             record.descriptor = descriptor
+        if lifetimes is not None:  # "remember me": its own lifetimes, from the login
+            record.idle, record.absolute = lifetimes
+            record.created = now
         await self.store.set(new_key, record.encode(), ttl=self._lifetime(record, now))
         if record.user is not None and not await self._list(
             record, new_key, replacing=key if previous == record.user else None
@@ -894,21 +921,16 @@ class SessionManager:
             if not session._data and login is None:
                 session._saved_as(None)
                 return headers
-            user, descriptor = login or (None, None)
-            sid, loaded = await self._create(
-                dict(session._data),
-                user,
-                descriptor,
-                self._idle,
-                self._absolute,
-            )
+            user, descriptor, lifetimes = login or (None, None, None)
+            idle, absolute = lifetimes or (self._idle, self._absolute)
+            sid, loaded = await self._create(dict(session._data), user, descriptor, idle, absolute)
             if login is not None:
                 self._event("logged_in", loaded.key)
             session._saved_as(sid, loaded)
             return self._headers_for(sid, loaded.record)
         if session._rotate:
-            user, descriptor = session._login or (_KEEP, None)
-            moved = await self._rotate(key, user, descriptor, changed, removed)
+            user, descriptor, lifetimes = session._login or (_KEEP, None, None)
+            moved = await self._rotate(key, user, descriptor, changed, removed, lifetimes)
             if moved is None:  # it ended meanwhile
                 session._saved_as(None)
                 return self._cookie.clear_headers()
@@ -952,11 +974,9 @@ class SessionManager:
         Changed in 0.3: *descriptor*.
         """
         data = _check_data({} if data is None else data)
-        idle = self._idle if idle_timeout is _DEFAULT else _timeout(idle_timeout, "idle_timeout")
-        absolute = (
-            self._absolute
-            if absolute_timeout is _DEFAULT
-            else _timeout(absolute_timeout, "absolute_timeout")
+        idle, absolute = self._lifetimes(idle_timeout, absolute_timeout) or (
+            self._idle,
+            self._absolute,
         )
         if user is not None:
             dumps(user)

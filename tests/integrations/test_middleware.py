@@ -13,7 +13,6 @@ import pytest
 import websockets.sync.client
 
 from freezegun import freeze_time
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse

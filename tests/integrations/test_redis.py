@@ -339,7 +339,7 @@ async def test_an_existing_client_can_be_passed(server: RedisServer) -> None:
 async def test_sessions_run_on_redis(server: RedisServer) -> None:
     """The session manager runs on RedisStore unchanged; every key it writes has a TTL."""
     store = RedisStore(server.url, prefix="sess:")
-    manager = SessionManager(store=store, idle_timeout=600, absolute_timeout=3600)
+    manager = SessionManager(store=store, idle_timeout=600, absolute_timeout=3600, renewal_grace=0)
     sid = await manager.create({"n": 1}, user="ann")
     other = await manager.create({"n": 2}, user="ann")
     assert await manager.get(sid) == {"n": 1}
@@ -359,7 +359,7 @@ async def test_sessions_run_on_redis(server: RedisServer) -> None:
     )
     assert first
     assert second
-    assert await manager.get(new) == {"n": 1, "m": 2, "a": 1, "b": 2}  # WATCH/MULTI: both kept
+    assert await manager.get(new) == {"n": 1, "m": 2, "a": 1, "b": 2}  # compare-and-set: both kept
     await store.clear()
     await store.aclose()
 
