@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._cookies import merge, private_headers
-from ._sessions import Session, SessionManager
+from ._session import Session
+from ._sessions import SessionManager
 from .exceptions import SessionUnavailableError, StoreError
 
 

@@ -1,8 +1,9 @@
-"""Server-side sessions on any `lapse.Store`: `SessionManager` and `Session`.
+"""Server-side sessions on any `lapse.Store`: `SessionManager`.
 
-The manager imports no web framework. The record, the renewal left under an old ID and
-their decoding live in `_session_record`; the per-user index in `_session_index`; the
-cookie and every header in `_cookies`. Times are wall-clock seconds (``time.time()``,
+The manager imports no web framework. `Session` (what a request sees) lives in
+`_session`; the record, the renewal left under an old ID and their decoding in
+`_session_record`; the per-user index in `_session_index`; the cookie and every header
+in `_cookies`. Times are wall-clock seconds (``time.time()``,
 looked up at call time), so several processes and freezegun agree.
 """
 
@@ -19,7 +20,7 @@ import re
 import secrets
 import time
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -29,18 +30,17 @@ from ._clock import as_seconds
 from ._cookies import HOST_PREFIX, Cookie, Headers
 from ._memory import MemoryStore
 from ._policies import LRU
+from ._session import DEFAULT, Lifetimes, Loaded, Session
 from ._session_index import Entry, UserIndex, decode_index, user_key
 from ._session_record import Record, Renewal, decode, dumps
 from ._store import Store
-from .exceptions import CorruptValueError, SessionUnavailableError, StoreError
+from .exceptions import CorruptValueError, StoreError
 
 
 _log = logging.getLogger("lapse.sessions")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 bits
 _REWRITE_FRACTION = 10  # "seen" is rewritten once per idle / 10 at most
-_DEFAULT: Any = object()
 _KEEP: Any = object()
-_Lifetimes = tuple[float | None, float | None]  # idle, absolute
 
 
 def wall_clock() -> float:
@@ -123,218 +123,6 @@ class SessionStats:
     unknown_ids: int = 0
     corrupt: int = 0
     store_errors: int = 0
-
-
-@attrs.frozen
-class _Loaded:
-    """A live session found for an ID: where it is stored and what it holds."""
-
-    key: str
-    record: Record
-    renewal: bool  # the ID is an old one in its grace, standing for *key*
-    entry: Entry | None  # its line in the user's index, for a session with a user
-
-
-class Session(MutableMapping[str, Any]):
-    """``request.session``: the data of one session, a mutable mapping of JSON values.
-
-    Changes are tracked by comparing each key's JSON with what was loaded, so changes
-    deep inside (appending to a list in the session) count too. `clear` ends the
-    session; `regenerate` and `login` give it a new ID when it is saved.
-
-    Added in 0.2.
-    """
-
-    def __init__(
-        self,
-        manager: SessionManager,
-        sid: str | None = None,
-        loaded: _Loaded | None = None,
-        *,
-        renewal: bool = False,
-        unavailable: StoreError | None = None,
-    ) -> None:
-        self._manager = manager
-        self._id = sid
-        self._key = None if loaded is None else loaded.key
-        self._record = None if loaded is None else loaded.record
-        self._entry = None if loaded is None else loaded.entry
-        self._renewal = renewal or (loaded is not None and loaded.renewal)
-        self._data: dict[str, Any] = {} if loaded is None else dict(loaded.record.data)
-        self._saved = {key: dumps(value) for key, value in self._data.items()}
-        self._unavailable = unavailable
-        self._ending: Record | None = None  # a session this request ended
-        self._ending_key: str | None = None
-        self._rotate = False
-        self._login: tuple[Any, str | None, _Lifetimes | None] | None = None
-        self._touched = False
-        self._started = False
-        self.accessed = False
-        """Whether the request read or wrote the session (the response then varies by
-        cookie and is private)."""
-
-    @property
-    def id(self) -> str | None:
-        """The session ID, or ``None`` for a session not stored yet."""
-        return self._id
-
-    @property
-    def user(self) -> Any:
-        """The user the session is tied to (after a `login`, the new one), or ``None``."""
-        if self._login is not None:
-            return self._login[0]
-        return None if self._record is None else self._record.user
-
-    @property
-    def ended(self) -> bool:
-        """Whether `clear` ended the session in this request (and nothing new began)."""
-        return self._ending_key is not None and self._key is None and not self._data
-
-    def _use(self, *, write: bool = False) -> None:
-        self.accessed = True
-        if self._unavailable is not None and (
-            write or self._manager.on_store_error == "fail_closed"
-        ):
-            msg = "the session store is unavailable, so this request's session cannot be used"
-            raise SessionUnavailableError(msg) from self._unavailable
-
-    def __getitem__(self, key: str) -> Any:
-        self._use()
-        return self._data[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._use(write=True)
-        self._data[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        self._use(write=True)
-        del self._data[key]
-
-    def __contains__(self, key: object) -> bool:
-        self._use()
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        self._use()
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        self._use()
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"Session(keys={sorted(self._data)!r})"
-
-    def _not_started(self, what: str) -> None:
-        if self._started:
-            msg = (
-                f"{what}() after the response started: the new session cookie can no "
-                "longer be sent; call it before returning the response"
-            )
-            raise RuntimeError(msg)
-
-    def clear(self) -> None:
-        """End the session for good (logout): its entry is deleted when the response
-        starts and the cookie cleared. Values set afterwards in the same request go into
-        a new session, with a new ID and no user.
-        """
-        self._use(write=True)
-        if self._key is not None:
-            self._ending_key, self._ending = self._key, self._record
-        self._id = self._key = self._record = self._entry = None
-        self._data.clear()
-        self._saved = {}
-        self._rotate = False
-        self._login = None
-
-    def regenerate(self) -> None:
-        """Give the session a new ID when it is saved; the old one dies then (after the
-        manager's *renewal_grace*, for requests already in flight).
-
-        Raises:
-            RuntimeError: The response has started, so the new cookie cannot be sent.
-        """
-        self._not_started("regenerate")
-        self._use(write=True)
-        self._rotate = True
-
-    def login(
-        self,
-        user: Any,
-        *,
-        descriptor: str | None = None,
-        idle_timeout: float | timedelta | None = _DEFAULT,
-        absolute_timeout: float | timedelta | None = _DEFAULT,
-    ) -> None:
-        """On login: a new ID at the next save, and the session tied to *user* (any JSON
-        value), for `SessionManager.revoke_all` and `SessionManager.sessions_of`.
-
-        If the session belongs to another user, it is ended first and the new one starts
-        empty: nothing of the previous user's data (a role, a CSRF token) carries over.
-        *descriptor* (a user agent, a device name) is shown by `sessions_of`.
-        *idle_timeout* and *absolute_timeout* give this session its own lifetimes
-        ("remember me"), counted from the login; the cookie then lives as long.
-
-        Raises:
-            RuntimeError: The response has started, so the new cookie cannot be sent.
-            TypeError: *user* is not JSON, or *descriptor* not a str.
-
-        Changed in 0.3: another user's login starts from empty data; *descriptor*.
-        """
-        self._not_started("login")
-        dumps(user)
-        if descriptor is not None and not isinstance(descriptor, str):
-            msg = f"descriptor must be a str, not {type(descriptor).__name__}"
-            raise TypeError(msg)
-        lifetimes = self._manager._lifetimes(idle_timeout, absolute_timeout)
-        current = self.user
-        if current is not None and current != user:
-            self.clear()
-        self._use(write=True)
-        self._login = (user, descriptor, lifetimes)
-        self._rotate = True
-
-    def mark_accessed(self) -> None:
-        """Starlette's hook when ``request.session`` is read."""
-        self.accessed = True
-
-    def changes(self) -> tuple[dict[str, Any], set[str]]:
-        """Return the keys set or changed since the last save, and the keys removed.
-
-        Raises:
-            TypeError: A value is not JSON-serializable.
-        """
-        saved = self._saved
-        changed = {k: v for k, v in self._data.items() if saved.get(k) != dumps(v)}
-        return changed, set(saved) - set(self._data)
-
-    @property
-    def changed(self) -> bool:
-        """Whether saving would write anything."""
-        changed, removed = self.changes()
-        return bool(changed or removed or self._ending_key or self._rotate)
-
-    def _saved_as(self, sid: str | None, loaded: _Loaded | None = None) -> None:
-        if loaded is not None or sid is None:
-            self._key = None if loaded is None else loaded.key
-            self._record = None if loaded is None else loaded.record
-            self._entry = None if loaded is None else loaded.entry
-        self._id = sid
-        self._saved = {key: dumps(value) for key, value in self._data.items()}
-        self._rotate = False
-        self._login = None
-        self._ending = self._ending_key = None
-        self._touched = True
-
-    async def save(self) -> str | None:
-        """Write the changes now (for a WebSocket, which has no response to wait for).
-
-        Returns the session ID (a new one if the session was created or regenerated),
-        or ``None`` if the session is ended or empty. A new ID must reach the client
-        some other way, since there is no response to carry a cookie.
-        """
-        await self._manager.save(self)
-        return self._id
 
 
 def _check_data(data: object) -> dict[str, Any]:
@@ -516,13 +304,13 @@ class SessionManager:
             persistent=self.persistent_cookie,
         )
 
-    def _lifetimes(self, idle: Any, absolute: Any) -> _Lifetimes | None:
+    def _lifetimes(self, idle: Any, absolute: Any) -> Lifetimes | None:
         """Per-session lifetimes from a call's arguments; ``None`` if both are defaults."""
-        if idle is _DEFAULT and absolute is _DEFAULT:
+        if idle is DEFAULT and absolute is DEFAULT:
             return None
         return (
-            self._idle if idle is _DEFAULT else _timeout(idle, "idle_timeout"),
-            self._absolute if absolute is _DEFAULT else _timeout(absolute, "absolute_timeout"),
+            self._idle if idle is DEFAULT else _timeout(idle, "idle_timeout"),
+            self._absolute if absolute is DEFAULT else _timeout(absolute, "absolute_timeout"),
         )
 
     # -- keys, records, events ---------------------------------------------------------
@@ -596,7 +384,7 @@ class SessionManager:
 
     # -- loading -----------------------------------------------------------------------
 
-    async def _resolve(self, sid: str) -> _Loaded | Renewal | None:
+    async def _resolve(self, sid: str) -> Loaded | Renewal | None:
         """The live session *sid* stands for; a `Renewal` to nothing; or ``None``.
 
         One read, a second one for a session tied to a user (its index), and one more
@@ -633,13 +421,13 @@ class SessionManager:
             if entry is None:  # revoked, or the index was lost: never accepted
                 self._event("revoked", key)
                 return None
-        return _Loaded(key, found, renewal, entry)
+        return Loaded(key, found, renewal, entry)
 
-    async def _load(self, sid: object) -> _Loaded | None:
+    async def _load(self, sid: object) -> Loaded | None:
         if not self._valid(sid):
             return None
         found = await self._resolve(sid)  # type: ignore[arg-type]
-        return found if isinstance(found, _Loaded) else None
+        return found if isinstance(found, Loaded) else None
 
     async def open(self, headers: list[tuple[bytes, bytes]]) -> Session:
         """The session of a request with these headers; a new, empty one if none.
@@ -709,7 +497,7 @@ class SessionManager:
             return "renewed"
         return "live" if lifetime[0] > 0 else "gone"
 
-    async def _touch(self, found: _Loaded) -> None:
+    async def _touch(self, found: Loaded) -> None:
         """A request on the session: its idle deadline starts again."""
         record = found.record
         if record.idle is None:
@@ -780,7 +568,7 @@ class SessionManager:
 
     async def _create(
         self, data: dict[str, Any], user: Any, descriptor: str | None, idle: Any, absolute: Any
-    ) -> tuple[str, _Loaded]:
+    ) -> tuple[str, Loaded]:
         now = self.clock()
         sid = secrets.token_urlsafe(32)
         key = self.key_of(sid)
@@ -789,7 +577,7 @@ class SessionManager:
         if user is not None:
             await self._list(record, key)
         self._event("created", key)
-        return sid, _Loaded(key, record, False, None)
+        return sid, Loaded(key, record, False, None)
 
     async def _end(self, key: str, *, grace: bool, why: str = "ended") -> bool:
         """End the session at *key*; with *grace*, its old ID leaves the cookie alone for
@@ -818,8 +606,8 @@ class SessionManager:
         descriptor: str | None,
         changed: Mapping[str, Any],
         removed: set[str],
-        lifetimes: _Lifetimes | None = None,
-    ) -> tuple[str, _Loaded] | None:
+        lifetimes: Lifetimes | None = None,
+    ) -> tuple[str, Loaded] | None:
         """Move the session at *key* to a new ID with these changes; ``None`` if it ended.
 
         The old key is replaced atomically by a renewal naming the new one (for
@@ -860,7 +648,7 @@ class SessionManager:
             self._event("revoked", key)
             return None
         self._event("renewed", new_key)
-        return sid, _Loaded(new_key, record, False, None)
+        return sid, Loaded(new_key, record, False, None)
 
     def _headers_for(self, sid: str, record: Record) -> Headers:
         lifetime = record.absolute_end() - self.clock()
@@ -911,7 +699,7 @@ class SessionManager:
             if key and (changed or removed or session._rotate):
                 await self._apply(key, changed, removed)
             elif key and session._record and not session._touched:
-                await self._touch(_Loaded(key, session._record, True, session._entry))
+                await self._touch(Loaded(key, session._record, True, session._entry))
             elif session._data or session._login:
                 _log.warning("a request with a renewed session ID wrote to no session; dropped")
             session._saved_as(session._id)
@@ -946,7 +734,7 @@ class SessionManager:
                 session._saved_as(None)
                 return []
         elif not session._touched and session._record is not None:
-            await self._touch(_Loaded(key, session._record, False, session._entry))
+            await self._touch(Loaded(key, session._record, False, session._entry))
         session._saved_as(session._id)
         return headers
 
@@ -958,8 +746,8 @@ class SessionManager:
         *,
         user: Any = None,
         descriptor: str | None = None,
-        idle_timeout: float | timedelta | None = _DEFAULT,
-        absolute_timeout: float | timedelta | None = _DEFAULT,
+        idle_timeout: float | timedelta | None = DEFAULT,
+        absolute_timeout: float | timedelta | None = DEFAULT,
     ) -> str:
         """Start a session holding *data*; return its new ID.
 
@@ -986,13 +774,13 @@ class SessionManager:
         sid, _ = await self._create(data, user, descriptor, idle, absolute)
         return sid
 
-    def cookie_headers(self, sid: str, *, lifetime: float | None = _DEFAULT) -> Headers:
+    def cookie_headers(self, sid: str, *, lifetime: float | None = DEFAULT) -> Headers:
         """The headers that set the cookie of *sid*: Set-Cookie, no-store, Vary.
 
         *lifetime* is the cookie's Max-Age in seconds (the manager's absolute timeout by
         default; ``None``: a browser-session cookie).
         """
-        return self._cookie.set_headers(sid, self._absolute if lifetime is _DEFAULT else lifetime)
+        return self._cookie.set_headers(sid, self._absolute if lifetime is DEFAULT else lifetime)
 
     def clear_cookie_headers(self) -> Headers:
         """The headers that clear the cookie, with the Path and Domain it was set with."""

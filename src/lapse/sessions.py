@@ -7,7 +7,8 @@ pure ASGI (Starlette, FastAPI and any other ASGI app).
 from __future__ import annotations
 
 from ._asgi import SessionMiddleware, session_of
-from ._sessions import AtomicStore, Session, SessionInfo, SessionManager, SessionStats
+from ._session import Session
+from ._sessions import AtomicStore, SessionInfo, SessionManager, SessionStats
 
 
 __all__ = [

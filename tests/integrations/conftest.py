@@ -1,4 +1,4 @@
-"""Fixtures shared by the integration tests: a real headless Chromium."""
+"""Fixtures shared by the integration tests: a real headless Chromium, a real Redis."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from playwright.sync_api import Browser, sync_playwright
+
+from .servers import RedisServer, redis_server
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/install-system
@@ -30,3 +32,10 @@ def _browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(name="server", scope="module")
+def _server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, per module; it never skips."""
+    with redis_server() as server:
+        yield server

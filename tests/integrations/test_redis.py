@@ -25,7 +25,7 @@ from lapse.redis import PickleSerializer, RedisStore
 from lapse.sessions import SessionManager
 from lapse.testing import StoreContract
 
-from .servers import RedisServer, free_port, redis_cluster, redis_server
+from .servers import RedisServer, free_port, redis_cluster
 
 
 pytestmark = pytest.mark.anyio
@@ -35,12 +35,6 @@ _prefixes = itertools.count()
 @pytest.fixture(name="anyio_backend")
 def _anyio_backend() -> str:
     return "asyncio"  # redis-py's client is asyncio's
-
-
-@pytest.fixture(name="server", scope="module")
-def _server() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(name="cluster_url", scope="module")

@@ -11,7 +11,7 @@ import itertools
 import json
 import logging
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -40,12 +40,6 @@ _prefixes = itertools.count()
 @pytest.fixture(name="anyio_backend")
 def _anyio_backend() -> str:
     return "asyncio"  # redis-py's client is asyncio's
-
-
-@pytest.fixture(name="server", scope="module")
-def _server() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(name="store", params=["memory", "redis"])
@@ -584,7 +578,6 @@ async def test_a_save_that_fails_is_a_503_never_a_silent_loss() -> None:
         store = RedisStore(server.url, prefix="save:", timeout=0.5)
         manager = SessionManager(store=store)
         sid = await manager.create({"n": 1})
-        session = await manager.open([(b"cookie", f"session_id={sid}".encode())])
 
         async def app(scope: Any, receive: Any, send: Any) -> None:
             scope["session"]["n"] = 2
@@ -599,7 +592,7 @@ async def test_a_save_that_fails_is_a_503_never_a_silent_loss() -> None:
         finally:
             server.start()
         assert response.status_code == 503
-        assert session["n"] == 1  # a session opened before: what was stored is unchanged
+        assert "session store" in response.text
         await store.aclose()
 
 
