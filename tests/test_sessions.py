@@ -319,6 +319,15 @@ async def test_corrupt_records_are_no_session(
         ({"cookie_name": "bad name;"}, ValueError, "cookie name"),
         ({"secure": "yes"}, TypeError, "secure"),
         ({"path": "app"}, ValueError, "path"),
+        ({"host_prefix": "yes"}, TypeError, "host_prefix"),
+        ({"key_prefix": 3}, TypeError, "key_prefix"),
+        ({"max_sessions_per_user": 0}, ValueError, "max_sessions_per_user"),
+        ({"max_sessions_per_user": True}, ValueError, "max_sessions_per_user"),
+        ({"principal_keys": ["user_id"]}, TypeError, "principal_keys"),
+        ({"on_store_error": "ignore"}, ValueError, "on_store_error"),
+        ({"renewal_grace": -1}, ValueError, "renewal_grace"),
+        ({"cookie_name": 3}, TypeError, "cookie_name"),
+        ({"persistent_cookie": 1}, TypeError, "persistent"),
     ],
 )
 async def test_bad_configuration_is_refused(
@@ -487,3 +496,50 @@ async def test_three_method_store_saves_and_deletes() -> None:
     assert await manager.revoke_all("gus") == 1
     assert await manager.update(sid, {"n": 3}) is False
     assert store.data == {}  # the user index went with its last session
+
+
+async def test_regenerate_for_another_user_starts_empty(manager: SessionManager) -> None:
+    """manager.regenerate(sid, user=other) on a session of another user: a new, empty
+    session for *other*; the old one ends at once (no grace to another user)."""
+    sid = await manager.create({"role": "admin"}, user="ann")
+    new = await manager.regenerate(sid, user="bob")
+    assert new is not None
+    assert await manager.get(new) == {}
+    assert await manager.get(sid) is None
+    assert await manager.sessions_of("ann") == []
+    assert len(await manager.sessions_of("bob")) == 1
+    same = await manager.regenerate(new, user="bob")
+    assert same is not None
+    assert await manager.get(same) == {}
+
+
+async def test_a_late_request_with_an_old_id_lands_in_the_new_session(
+    manager: SessionManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Requests with the old ID during the grace: reads touch the new session, writes land
+    there; after a logout elsewhere, their writes go nowhere (logged) and set no cookie."""
+    sid = await manager.create({"n": 1})
+    late_read = await opened(manager, sid)
+    late_write = await opened(manager, sid)
+    new = await manager.regenerate(sid)
+    assert new is not None
+    reader = await opened(manager, sid)  # the old ID, within its grace
+    assert reader.get("n") == 1
+    assert await manager.save(reader) == []
+    writer = await opened(manager, sid)
+    writer["m"] = 2
+    assert await manager.save(writer) == []
+    assert await manager.get(new) == {"n": 1, "m": 2}
+    assert late_read.get("n") == 1
+    assert await manager.save(late_read) == []
+    late_write["k"] = 3
+    assert await manager.save(late_write) == []
+    assert await manager.get(new) == {"n": 1, "m": 2, "k": 3}
+    ending = await opened(manager, new)
+    ending.clear()
+    await manager.save(ending)
+    orphan = await opened(manager, new)  # logged out a moment ago
+    orphan["x"] = 1
+    with caplog.at_level(logging.WARNING, logger="lapse.sessions"):
+        assert await manager.save(orphan) == []
+    assert "wrote to no session" in caplog.text

@@ -30,7 +30,7 @@ from lapse.exceptions import SessionUnavailableError
 from lapse.redis import PickleSerializer, RedisStore
 from lapse.sessions import SessionManager, SessionMiddleware, session_of
 
-from .servers import RedisServer, redis_server
+from .servers import RedisServer, load_example, redis_server
 
 
 pytestmark = pytest.mark.anyio
@@ -643,3 +643,21 @@ async def test_sessions_of_shows_descriptors_never_ids(manager: SessionManager) 
     assert info.descriptor == "Firefox/140"
     assert info.key == manager.key_of(sid)
     assert sid not in repr(info)
+
+
+# -- 13. the demo and duplicate cookies ------------------------------------------------------------
+
+
+async def test_a_planted_duplicate_cookie_cannot_end_the_users_own_session() -> None:
+    """The demo's "log out my other sessions" keeps the session the middleware used, not
+    the last of two cookies of the same name (which Starlette's request.cookies picks)."""
+    manager = SessionManager(store=MemoryStore())
+    mine = await manager.create({"user": "zoe"}, user="zoe")
+    other = await manager.create({"user": "zoe"}, user="zoe")
+    planted = "A" * 43
+    async with client_for(load_example("web_demo").build_app(manager)) as client:
+        cookie = f"session_id={mine}; session_id={planted}"
+        response = await client.post("/logout-others", headers={"cookie": cookie})
+        assert response.status_code == 303
+    assert await manager.get(mine) == {"user": "zoe"}
+    assert await manager.get(other) is None
