@@ -543,3 +543,20 @@ async def test_a_late_request_with_an_old_id_lands_in_the_new_session(
     with caplog.at_level(logging.WARNING, logger="lapse.sessions"):
         assert await manager.save(orphan) == []
     assert "wrote to no session" in caplog.text
+
+
+async def test_reads_near_the_absolute_end_write_nothing() -> None:
+    """In a session's last idle period, reads move its deadline but never rewrite the
+    user's index (its entry already ends at the absolute deadline)."""
+    store = MemoryStore()
+    manager = SessionManager(store=store, idle_timeout=600, absolute_timeout=3600)
+    with freeze_time("2026-12-05 09:00:00", real_asyncio=True) as frozen:
+        sid = await manager.create({"n": 1}, user="una")
+        for _ in range(11):  # a request every 5 minutes: 55 minutes in
+            frozen.tick(300)
+            assert await manager.get(sid) == {"n": 1}
+        sets = store.stats().sets
+        for _ in range(3):
+            frozen.tick(10)
+            assert await manager.get(sid) == {"n": 1}
+        assert store.stats().sets == sets

@@ -338,7 +338,8 @@ class MemoryStore:
         *ttl* may also be a function of the new value that returns its lifetime, called
         (under the lock) only when a value is written, so that a value and the deadline
         it implies are written in one step.
-        This is the read-modify-write that sessions use; Redis does it with WATCH/MULTI.
+        This is the read-modify-write that sessions use; Redis does it with a compare-and-set
+        script.
 
         Runtime complexity: `O(1)` -- amortized, plus *fn*'s own.
 

@@ -41,6 +41,7 @@ _log = logging.getLogger("lapse.sessions")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 bits
 _REWRITE_FRACTION = 10  # "seen" is rewritten once per idle / 10 at most
 _KEEP: Any = object()
+_CORRUPT: Any = object()  # what _read gives for a value the store cannot decode
 
 
 def wall_clock() -> float:
@@ -353,12 +354,12 @@ class SessionManager:
         return max(record.deadline() - now, 1e-3)
 
     async def _read(self, key: str) -> Any:
-        """The raw value at *key*; a value the store cannot decode reads as nothing."""
+        """The raw value at *key*, or `_CORRUPT` if the store cannot decode it (which no
+        decoder accepts, and which is not ``None``: it is logged as corrupt)."""
         try:
             return await self.store.get(key)
         except CorruptValueError:
-            _log.warning("session store value %s cannot be decoded; treated as none", key)
-            return None
+            return _CORRUPT
 
     async def _write(
         self, key: str, change: Callable[[Any], Any], ttl: Callable[[Any], float]
@@ -508,10 +509,10 @@ class SessionManager:
         elif callable(expire := getattr(self.store, "expire", None)):
             await expire(found.key, min(record.idle, record.absolute_end() - now))
         entry = found.entry
-        if entry is not None and entry.ends < now + record.idle:
-            await self._extend(record.user, found.key, now + 2 * record.idle)
+        if record.absolute is None and entry is not None and entry.ends < now + record.idle:
+            await self._extend(record.user, found.key, self._listed_until(record, now))
 
-    async def _index(self, user: Any, change: Callable[[UserIndex, float], Any]) -> Any:
+    async def _index(self, user: Any, change: Callable[[UserIndex], Any]) -> Any:
         """Change the index of *user* atomically (pruning ended sessions), with its TTL;
         return what *change* returned. A corrupt index is rebuilt from empty."""
         now = self.clock()
@@ -525,7 +526,7 @@ class SessionManager:
                     _log.warning("session index of a user cannot be decoded; rebuilt")
                 index = UserIndex()
             index.prune(now)
-            result[0] = change(index, now)
+            result[0] = change(index)
             lifetime[0] = index.ttl(now)
             return index.encode() if index.sessions else None
 
@@ -533,22 +534,29 @@ class SessionManager:
         return result[0]
 
     async def _extend(self, user: Any, key: str, ends: float) -> None:
-        def extend(index: UserIndex, _: float) -> None:
+        def extend(index: UserIndex) -> None:
             entry = index.sessions.get(key)
             if entry is not None and entry.ends < ends:
                 index.sessions[key] = attrs.evolve(entry, ends=ends)
 
         await self._index(user, extend)
 
+    @staticmethod
+    def _listed_until(record: Record, now: float) -> float:
+        """How long the index keeps a session: until its absolute end, or for one with
+        only an idle lifetime, two idle periods (extended when it is used past one)."""
+        ends = record.absolute_end()
+        if ends == math.inf and record.idle is not None:
+            return now + 2 * record.idle
+        return ends
+
     async def _list(self, record: Record, key: str, *, replacing: str | None = None) -> bool:
         """Put the session at *key* in its user's index, in place of *replacing* if given;
         ``False`` if *replacing* is no longer listed (revoked meanwhile)."""
-        ends = record.absolute_end()
-        if ends == math.inf and record.idle is not None:
-            ends = self.clock() + 2 * record.idle
+        ends = self._listed_until(record, self.clock())
         entry = Entry(record.created, ends, record.descriptor)
 
-        def add(index: UserIndex, _: float) -> tuple[bool, list[str]]:
+        def add(index: UserIndex) -> tuple[bool, list[str]]:
             if replacing is not None and index.sessions.pop(replacing, None) is None:
                 return False, []
             return True, index.add(key, entry, self.max_sessions_per_user)
@@ -560,7 +568,7 @@ class SessionManager:
         return bool(listed)
 
     async def _unlist(self, user: Any, keys: set[str]) -> None:
-        def drop(index: UserIndex, _: float) -> None:
+        def drop(index: UserIndex) -> None:
             for gone in keys:
                 index.sessions.pop(gone, None)
 
@@ -579,24 +587,33 @@ class SessionManager:
         self._event("created", key)
         return sid, Loaded(key, record, False, None)
 
-    async def _end(self, key: str, *, grace: bool, why: str = "ended") -> bool:
-        """End the session at *key*; with *grace*, its old ID leaves the cookie alone for
-        a while. Return whether it was live."""
-        ended: list[Record] = []
+    async def _retire(self, key: str, target: str | None, *, grace: bool) -> Record | None:
+        """Atomically take the live session at *key* out of use; return its record, or
+        ``None`` if it was not live. With *grace*, the key holds a `Renewal` to *target*
+        (the new session, or ``None``) for *renewal_grace*; otherwise it is deleted."""
+        now = self.clock()
+        taken: list[Record] = []
 
         def retire(current: Any) -> Any:
             record = decode(current)
-            ended[:] = [record] if isinstance(record, Record) else []
-            if ended and grace and self._grace:
-                return Renewal(None, self.clock() + self._grace).encode()
+            live = isinstance(record, Record) and not record.ended(now, slack=self._slack(record))
+            taken[:] = [record] if live else []  # type: ignore[list-item]
+            if live and grace and self._grace:
+                return Renewal(target, now + self._grace).encode()
             return None
 
         await self._write(key, retire, lambda _: self._grace)
-        if not ended:
+        return taken[0] if taken else None
+
+    async def _end(self, key: str, *, grace: bool) -> bool:
+        """End the session at *key*; with *grace*, its old ID leaves the cookie alone for
+        a while. Return whether it was live."""
+        record = await self._retire(key, None, grace=grace)
+        if record is None:
             return False
-        self._event(why, key)
-        if ended[0].user is not None:
-            await self._unlist(ended[0].user, {key})
+        self._event("ended", key)
+        if record.user is not None:
+            await self._unlist(record.user, {key})
         return True
 
     async def _rotate(  # noqa: PLR0917 -- private, called twice
@@ -614,21 +631,12 @@ class SessionManager:
         *renewal_grace*), so no change is lost and no in-flight request clears the new
         cookie; if the session was revoked meanwhile, the new one is dropped.
         """
-        now = self.clock()
         sid = secrets.token_urlsafe(32)
         new_key = self.key_of(sid)
-        taken: list[Record] = []
-
-        def retire(current: Any) -> Any:
-            record = decode(current)
-            live = isinstance(record, Record) and not record.ended(now, slack=self._slack(record))
-            taken[:] = [record] if live else []  # type: ignore[list-item]
-            return Renewal(new_key, now + self._grace).encode() if live and self._grace else None
-
-        await self._write(key, retire, lambda _: self._grace)
-        if not taken:
+        record = await self._retire(key, new_key, grace=True)
+        if record is None:
             return None
-        record = taken[0]
+        now = self.clock()
         previous = record.user
         record.data.update(changed)
         for name in removed:
@@ -656,11 +664,12 @@ class SessionManager:
 
     def _principal_changed(
         self, session: Session, changed: dict[str, Any], removed: set[str]
-    ) -> None:
-        """Rotate on a change of a principal key; start over if it held another value."""
+    ) -> bool:
+        """Rotate on a change of a principal key; start over if it held another value.
+        Return whether the session started over (its changes are then new)."""
         touched = [k for k in self.principal_keys if k in changed or k in removed]
         if not touched or session._key is None:
-            return
+            return False
         switched = any(
             session._saved.get(k) not in (None, "null") and k in changed and changed[k] is not None
             for k in touched
@@ -670,8 +679,9 @@ class SessionManager:
             session.clear()
             session._data.update(changed)
             session._login = login
-        else:
-            session._rotate = True
+            return True
+        session._rotate = True
+        return False
 
     async def save(self, session: Session) -> Headers:  # noqa: C901, PLR0911, PLR0912 -- one branch per outcome
         """Write what changed in *session*; return the cookie headers a response needs.
@@ -688,8 +698,8 @@ class SessionManager:
         changed, removed = session.changes()  # raises before anything is written
         if session._unavailable is not None:
             return []
-        self._principal_changed(session, changed, removed)
-        changed, removed = session.changes()
+        if self._principal_changed(session, changed, removed):
+            changed, removed = session.changes()
         headers: Headers = []
         if session._ending_key is not None:
             await self._end(session._ending_key, grace=True)
@@ -893,7 +903,7 @@ class SessionManager:
         """
         kept = self.key_of(keep) if keep is not None and self._valid(keep) else None
 
-        def drop(index: UserIndex, _: float) -> list[str]:
+        def drop(index: UserIndex) -> list[str]:
             revoked = [key for key in index.sessions if key != kept]
             for key in revoked:
                 del index.sessions[key]
