@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -391,3 +392,84 @@ def test_two_processes_share_sessions_through_redis(server: RedisServer) -> None
         for process in processes:
             process.terminate()
             process.wait(10)
+
+
+class DropReplyProxy:
+    """A loopback TCP proxy to a real Redis that, once armed, forwards the next command
+    holding *marker* to the server, waits for the server's reply, and then drops the
+    client's connection instead of passing the reply on: a write that ran, unconfirmed."""
+
+    def __init__(self, port: int, marker: bytes) -> None:
+        self.port, self.marker = port, marker
+        self.armed = False
+        self.dropped = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.port)
+        drop = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if self.armed and self.marker in data:
+                    self.armed = False
+                    drop.set()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if drop.is_set():
+                    self.dropped += 1
+                    client_w.transport.abort()  # the reply is lost with the connection
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        client_w.close()
+        server_w.close()
+
+
+async def test_an_update_whose_reply_is_lost_applies_once_and_says_so(
+    server: RedisServer,
+) -> None:
+    """The connection drops after the server ran the compare-and-set: update() raises a
+    StoreError saying it may or may not have been applied, and +1 was applied exactly once
+    (no retry by lapse or by redis-py)."""
+    proxy = DropReplyProxy(server.port, b"EVAL")
+    async with proxy as url:
+        store = RedisStore(url, prefix="fault-drop:", timeout=1.0)
+        await store.set("n", 1)
+        proxy.armed = True
+        with pytest.raises(StoreError, match="may or may not have been applied"):
+            await store.update("n", lambda n: n + 1)
+        assert proxy.dropped == 1
+        assert await store.get("n") == 2  # applied once, never twice
+        assert await store.update("n", lambda n: n + 1) == 3  # a new connection works
+        await store.clear()
+        await store.aclose()
+
+
+async def test_cluster_updates_lose_nothing_under_contention(cluster_url: str) -> None:
+    """100 concurrent update(+1) on one key of a real cluster: exactly 100, no thread."""
+    store = RedisStore(cluster_url, prefix="cas:", timeout=5.0)
+    await store.set("n", 0)
+    threads = threading.active_count()
+    await asyncio.gather(*(store.update("n", lambda n: n + 1) for _ in range(100)))
+    assert await store.get("n") == 100
+    assert threading.active_count() == threads
+    await store.clear()
+    await store.aclose()
