@@ -130,7 +130,7 @@ def build_app(
     return app
 
 
-def client_for(app: Starlette) -> httpx.AsyncClient:
+def client_for(app: Any) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="https://testserver")
 
@@ -584,10 +584,8 @@ async def test_a_save_that_fails_is_a_503_never_a_silent_loss() -> None:
             server.stop()
             await PlainTextResponse("saved?")(scope, receive, send)
 
-        middleware = SessionMiddleware(app, manager)
-        transport = httpx.ASGITransport(app=middleware)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="https://t") as client:
+            async with client_for(SessionMiddleware(app, manager)) as client:
                 response = await client.get("/", headers={"cookie": f"session_id={sid}"})
         finally:
             server.start()
