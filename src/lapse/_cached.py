@@ -27,7 +27,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 import attrs
 
 from ._clock import as_seconds
-from ._loader import Loader, loader_for
+from ._loader import Loader, OnStoreError, check_on_store_error, loader_for
 
 
 P = ParamSpec("P")
@@ -457,6 +457,7 @@ def cached(
     key: Callable[..., str] | None = None,
     cache_none: bool = True,
     refresh_after: float | None = None,
+    on_store_error: OnStoreError = "fail_open",
 ) -> _Decorator:
     """Keep the results of a function in *store*, one load per key at a time.
 
@@ -495,12 +496,16 @@ def cached(
             on the next call.
         refresh_after: Seconds after which a result is served once more as it is while
             one background call replaces it.
+        on_store_error: ``"fail_open"`` (the default): if the store fails (a Redis
+            server down), the failure is logged and the function's result returned, as
+            if the store were empty; ``"fail_closed"``: the `StoreError` is raised.
 
     Raises:
         TypeError: At decoration: a plain function and a store with no ``sync`` face.
-        ValueError: *ttl* or *refresh_after* is zero, negative or NaN.
+        ValueError: *ttl* or *refresh_after* is zero, negative or NaN, or a wrong
+            *on_store_error*.
 
-    Added in 0.1.
+    Added in 0.1; *on_store_error* in 0.3.
     """
     if ttl is not None:
         as_seconds(ttl, what="ttl")
@@ -509,5 +514,11 @@ def cached(
     if key is not None and not callable(key):
         msg = f"key must be a callable returning a str, not {type(key).__name__}"
         raise TypeError(msg)
-    options = {"ttl": ttl, "refresh_after": refresh_after, "cache_none": cache_none}
+    check_on_store_error(on_store_error)
+    options = {
+        "ttl": ttl,
+        "refresh_after": refresh_after,
+        "cache_none": cache_none,
+        "on_store_error": on_store_error,
+    }
     return _Decorator(store, key, options)

@@ -53,7 +53,7 @@ import attrs
 from sortedcontainers import SortedList
 
 from ._clock import Clock, as_seconds, monotonic
-from ._loader import DELETE, Loader
+from ._loader import DELETE, Loader, OnStoreError
 from ._policies import LRU, TTL, EvictionPolicy, Evictor, ExpiryPolicy, Idle, LRUEvictor
 from ._store import RemovalCause, Stats, check_key
 from .exceptions import ReentrantCallError
@@ -722,6 +722,7 @@ class SyncMemoryStore:
         *,
         ttl: TTLArg = None,
         refresh_after: float | None = None,
+        on_store_error: OnStoreError = "fail_open",
     ) -> T:
         """Return the value of *key*, or load it once for all threads. See `MemoryStore.get_or_set`.
 
@@ -729,7 +730,7 @@ class SyncMemoryStore:
         single call.
         """
         result: T = self._loader.get_or_set_sync(
-            self, key, factory, ttl=ttl, refresh_after=refresh_after
+            self, key, factory, ttl=ttl, refresh_after=refresh_after, on_store_error=on_store_error
         )
         return result
 

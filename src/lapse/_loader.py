@@ -30,17 +30,19 @@ import weakref
 
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 import attrs
 
 from ._clock import Clock, as_seconds
 from ._store import check_key
-from .exceptions import LoadError, ReentrantLoadError
+from .exceptions import LoadError, ReentrantLoadError, StoreError
 
 
 T = TypeVar("T")
+OnStoreError = Literal["fail_open", "fail_closed"]
+"""What a load does when the store fails: call the function all the same, or raise."""
 _log = logging.getLogger("lapse")
 _MISSING: Any = object()
 DELETE: Any = object()
@@ -80,6 +82,7 @@ class _Load:
     refresh_after: float | None
     lifetime: float | None  # the write lifetime, when refresh_after needs it
     cache_none: bool
+    fail_open: bool  # a store error is logged and the factory's result returned
 
 
 @attrs.define(eq=False)
@@ -97,6 +100,14 @@ def _default_lifetime(store: Any) -> float | None:
     engine = getattr(store, "_sync", store)
     lifetime = getattr(engine, "_fixed_ttl", None)
     return lifetime if isinstance(lifetime, float | int) else None
+
+
+def check_on_store_error(on_store_error: object) -> bool:
+    """Check an *on_store_error* argument; return whether it fails open."""
+    if on_store_error not in ("fail_open", "fail_closed"):
+        msg = f"on_store_error must be 'fail_open' or 'fail_closed', not {on_store_error!r}"
+        raise ValueError(msg)
+    return on_store_error == "fail_open"
 
 
 def _check(store: Any, key: str, ttl: Any, refresh_after: float | None) -> float | None:
@@ -313,13 +324,23 @@ class Loader:
         ttl: Any = None,
         refresh_after: float | None = None,
         cache_none: bool = True,
+        on_store_error: OnStoreError = "fail_open",
     ) -> Any:
-        """Return the live value of *key*, or load it once for every concurrent caller."""
+        """Return the live value of *key*, or load it once for every concurrent caller.
+
+        If the store fails (`StoreError`) and *on_store_error* is ``"fail_open"``, the
+        failure is logged on the ``lapse`` logger and the factory's result is returned
+        all the same (single-flight still holds); ``"fail_closed"`` raises it.
+        """
         lifetime = _check(store, key, ttl, refresh_after)
-        found = await store.get(key, _MISSING)
+        fail_open = check_on_store_error(on_store_error)
+        try:
+            found = await store.get(key, _MISSING)
+        except StoreError as e:
+            found = _failed(e, key, "reading", fail_open=fail_open)
         if found is not _MISSING and refresh_after is None:
             return found  # the common case, kept short
-        load = _Load(store, key, factory, ttl, refresh_after, lifetime, cache_none)
+        load = _Load(store, key, factory, ttl, refresh_after, lifetime, cache_none, fail_open)
         self._check_reentry(key)
         flight_key = (threading.get_ident(), key)  # an event belongs to one loop
         while True:
@@ -334,7 +355,13 @@ class Loader:
             if not flight.abandoned:
                 return self._outcome(key, flight)
             # The leader was cancelled: go round again, and one of us takes over.
-            found = await store.get(key, _MISSING)
+            found = await self._read(load)
+
+    async def _read(self, load: _Load) -> Any:
+        try:
+            return await load.store.get(load.key, _MISSING)
+        except StoreError as e:
+            return _failed(e, load.key, "reading", fail_open=load.fail_open)
 
     async def _remaining(self, load: _Load) -> float | None:
         store = load.store
@@ -342,21 +369,28 @@ class Loader:
         if write_ttl is not None:
             remaining: float | None = write_ttl(load.key)
         else:
-            remaining = await store.ttl(load.key)
+            try:
+                remaining = await store.ttl(load.key)
+            except StoreError as e:
+                _failed(e, load.key, "reading the lifetime of", fail_open=load.fail_open)
+                return None  # not known: no refresh this time
         return remaining
 
     async def _lead(self, load: _Load, flight_key: tuple[int, str]) -> Any:
         flight = self._flights[flight_key] = _Flight(anyio.Event())
         with self._leading(self._flights, flight_key, flight), self._ticket(load.key) as ticket:
             # A load may have ended while our read was in flight.
-            found = await load.store.get(load.key, _MISSING) if self.recheck else _MISSING
+            found = await self._read(load) if self.recheck else _MISSING
             if found is not _MISSING:
                 value = found
             else:
                 value = await self._call(load)
                 stored = self._stored(load, value)
                 if stored is not DELETE:
-                    await self._put(load, stored, ticket)
+                    try:
+                        await self._put(load, stored, ticket)
+                    except StoreError as e:
+                        _failed(e, load.key, "storing", fail_open=load.fail_open)
             flight.value = value
         return value
 
@@ -406,13 +440,15 @@ class Loader:
         ttl: Any = None,
         refresh_after: float | None = None,
         cache_none: bool = True,
+        on_store_error: OnStoreError = "fail_open",
     ) -> Any:
         """`get_or_set` for threads, on a store with plain ``get`` and ``set``."""
         lifetime = _check(store, key, ttl, refresh_after)
-        found = store.get(key, _MISSING)
+        fail_open = check_on_store_error(on_store_error)
+        load = _Load(store, key, factory, ttl, refresh_after, lifetime, cache_none, fail_open)
+        found = self._read_sync(load)
         if found is not _MISSING and refresh_after is None:
             return found
-        load = _Load(store, key, factory, ttl, refresh_after, lifetime, cache_none)
         self._check_reentry(key)
         while True:
             if found is not _MISSING:
@@ -429,7 +465,13 @@ class Loader:
             flight.done.wait()
             if not flight.abandoned:
                 return self._outcome(key, flight)
-            found = store.get(key, _MISSING)
+            found = self._read_sync(load)
+
+    def _read_sync(self, load: _Load) -> Any:
+        try:
+            return load.store.get(load.key, _MISSING)
+        except StoreError as e:
+            return _failed(e, load.key, "reading", fail_open=load.fail_open)
 
     def _remaining_sync(self, load: _Load) -> float | None:
         write_ttl = getattr(load.store, "_write_ttl", None)
@@ -441,14 +483,17 @@ class Loader:
             self._leading(self._sync_flights, load.key, flight),
             self._ticket(load.key) as ticket,
         ):
-            found = load.store.get(load.key, _MISSING)  # another thread may have just loaded it
+            found = self._read_sync(load)  # another thread may have just loaded it
             if found is not _MISSING:
                 value = found
             else:
                 value = self._call_sync(load)
                 stored = self._stored(load, value)
                 if stored is not DELETE:
-                    self._put_sync(load, stored, ticket)
+                    try:
+                        self._put_sync(load, stored, ticket)
+                    except StoreError as e:
+                        _failed(e, load.key, "storing", fail_open=load.fail_open)
             flight.value = value
         return value
 
@@ -484,6 +529,14 @@ class Loader:
                     self._refreshing.discard(load.key)
 
         threading.Thread(target=refresh, name=f"lapse-refresh-{load.key}", daemon=True).start()
+
+
+def _failed(error: StoreError, key: str, doing: str, *, fail_open: bool) -> Any:
+    """A load's store failed: raise *error*, or log it and carry on as if *key* were missing."""
+    if not fail_open:
+        raise error
+    _log.warning("%s %r failed; loading without the store: %s", doing, key, error)
+    return _MISSING
 
 
 def _no_awaitable(key: str, value: Any) -> Any:
@@ -525,6 +578,7 @@ async def get_or_set(
     *,
     ttl: float | timedelta | None = None,
     refresh_after: float | None = None,
+    on_store_error: OnStoreError = "fail_open",
 ) -> T: ...
 @overload
 async def get_or_set(
@@ -534,6 +588,7 @@ async def get_or_set(
     *,
     ttl: float | timedelta | None = None,
     refresh_after: float | None = None,
+    on_store_error: OnStoreError = "fail_open",
 ) -> T: ...
 async def get_or_set(
     store: Any,
@@ -542,6 +597,7 @@ async def get_or_set(
     *,
     ttl: float | timedelta | None = None,
     refresh_after: float | None = None,
+    on_store_error: OnStoreError = "fail_open",
 ) -> Any:
     """Return the live value of *key* in *store*, or store and return ``factory()``.
 
@@ -553,8 +609,13 @@ async def get_or_set(
     while a load of that key runs cannot be seen: the load may store its older result
     after it. Writes and deletes made through ``fn.invalidate()`` are seen.
 
-    Added in 0.1.
+    If the store fails (`lapse.exceptions.StoreError`: a Redis server down), the failure
+    is logged on the ``lapse`` logger and *factory*'s result is returned, as if the store
+    were empty (``on_store_error="fail_open"``, the default, as aiocache and cashews
+    do); ``on_store_error="fail_closed"`` raises it instead.
+
+    Added in 0.1; *on_store_error* in 0.3.
     """
     return await loader_for(store).get_or_set(
-        store, key, factory, ttl=ttl, refresh_after=refresh_after
+        store, key, factory, ttl=ttl, refresh_after=refresh_after, on_store_error=on_store_error
     )

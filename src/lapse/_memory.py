@@ -14,7 +14,7 @@ import attrs
 
 from ._clock import Clock, monotonic
 from ._engine import OnRemove, SyncMemoryStore, TTLArg
-from ._loader import Loader
+from ._loader import Loader, OnStoreError
 from ._policies import EvictionPolicy, ExpiryPolicy
 from ._store import Stats
 
@@ -164,6 +164,7 @@ class MemoryStore:
         *,
         ttl: TTLArg = None,
         refresh_after: float | None = None,
+        on_store_error: OnStoreError = "fail_open",
     ) -> T: ...
     @overload
     async def get_or_set(
@@ -173,6 +174,7 @@ class MemoryStore:
         *,
         ttl: TTLArg = None,
         refresh_after: float | None = None,
+        on_store_error: OnStoreError = "fail_open",
     ) -> T: ...
     async def get_or_set(
         self,
@@ -181,6 +183,7 @@ class MemoryStore:
         *,
         ttl: TTLArg = None,
         refresh_after: float | None = None,
+        on_store_error: OnStoreError = "fail_open",
     ) -> Any:
         """Return the live value of *key*, or call *factory*, store its result and return it.
 
@@ -205,6 +208,9 @@ class MemoryStore:
           expires. The age of a value is its lifetime (*ttl*, or the store's `TTL`)
           minus the time it has left, so values are stored as they are, and
           *refresh_after* needs a finite lifetime.
+        - *on_store_error* says what a load does when its store fails: ``"fail_open"``
+          (the default) logs it and returns the factory's result, ``"fail_closed"``
+          raises. A `MemoryStore` never fails; a `lapse.redis.RedisStore` can.
 
         *ttl* is that of `set`. Loads, failures and the time spent loading are counted in
         `stats`. ``None`` is a value like any other and is stored.
@@ -218,7 +224,7 @@ class MemoryStore:
             lapse.exceptions.ReentrantLoadError: *factory* asked for *key* itself.
         """
         return await self._loader.get_or_set(
-            self, key, factory, ttl=ttl, refresh_after=refresh_after
+            self, key, factory, ttl=ttl, refresh_after=refresh_after, on_store_error=on_store_error
         )
 
     async def has(self, key: str) -> bool:

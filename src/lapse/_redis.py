@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import logging
 import math
 import pickle
+import select
 import sys
 import time
 
@@ -16,9 +17,10 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 
+from . import _codec
 from ._clock import as_seconds
 from ._engine import expiry_tuple, ttl_seconds
-from ._loader import Loader
+from ._loader import Loader, OnStoreError
 from ._policies import TTL, Idle
 from ._store import Stats, check_key
 from .exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
@@ -29,6 +31,7 @@ try:
     import redis.exceptions as redis_errors
 
     from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 except ImportError:  # pragma: no cover -- the extra is installed in CI
@@ -37,8 +40,13 @@ except ImportError:  # pragma: no cover -- the extra is installed in CI
 
 
 T = TypeVar("T")
+_log = logging.getLogger("lapse")
 _MISSING: Any = object()
-_SCAN_BATCH = 500
+_SCAN_BATCH = 1000  # keys a SCAN asks for per round trip
+_CHUNK = 1000  # items per round trip of a batch: ~5 ms of encoding and parsing, at most
+_ATTEMPTS = 3  # of a command that is safe to repeat, within the call's timeout
+_MAX_MS = 2**62  # Redis refuses deadlines past LLONG_MAX ms; this leaves room for "now"
+_INT64 = 2**63
 _GLOB = str.maketrans({c: f"\\{c}" for c in "*?[]\\"})
 _DRIVER_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 # Compare-and-set: write ARGV[3..5] only if the key still holds what was read (ARGV[1..2]).
@@ -81,21 +89,29 @@ class Serializer(Protocol):
 
 
 class JSONSerializer:
-    """JSON: round-trips str, int, float, bool, None, list and dict (with str keys).
+    """Exact JSON: a value comes back equal and of the same type, or `dumps` refuses it.
 
-    NaN and infinities are refused, as JSON has none. Added in 0.2.
+    Plain JSON values (str, int, float, bool, None, list, dict with str keys) are stored
+    as plain JSON; tuples, sets, frozensets, dicts with other keys, bytes, datetimes,
+    dates, times, timedeltas, decimals and UUIDs are stored as small tagged objects and
+    come back as they went in. Anything else (an enum, a subclass of str or int, NaN or
+    an infinity, an object) raises `TypeError` or `ValueError`, so that
+    `RedisStore.set` refuses it before anything is written. Decoding runs no code,
+    whatever the bytes.
+
+    Added in 0.2; exact since 0.3.
     """
 
     safe = True
     """Decoding runs no code, whatever the bytes."""
 
     def dumps(self, value: Any) -> bytes:
-        """Encode *value* as compact JSON."""
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        """Encode *value*. Runtime complexity: `O(n)` in the size of the value."""
+        return _codec.dumps(value)
 
     def loads(self, data: bytes) -> Any:
-        """Decode JSON."""
-        return json.loads(data)
+        """Decode what `dumps` wrote, or any plain JSON."""
+        return _codec.loads(data)
 
 
 class PickleSerializer:
@@ -132,7 +148,94 @@ else:  # pragma: no cover -- Python 3.10
 
 
 def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
+    """Milliseconds for PX or PEXPIRE, at least 1; `ValueError` past what Redis can keep."""
+    ms = max(1, math.ceil(seconds * 1000))
+    if ms > _MAX_MS:
+        msg = (
+            f"a lifetime of {seconds!r} s is beyond what Redis can keep ({_MAX_MS // 1000} s); "
+            "use math.inf for no expiry"
+        )
+        raise ValueError(msg)
+    return ms
+
+
+def _closed_by_peer(writer: Any) -> bool:
+    """Whether the server closed (or wrote to) an idle connection since it was last used.
+
+    The event loop sees a closed socket only when it next polls; a call made right after
+    a server restart would otherwise send its command into the dead connection, and a
+    command that is not safe to repeat could not be retried. One `poll` of the socket,
+    without waiting: about a microsecond.
+    """
+    transport = writer.transport
+    if transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:  # pragma: no cover -- a transport without a socket
+        return False
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])  # pragma: no cover -- Windows
+
+
+class _Fresh:
+    """Mixed into redis-py's connections: the pool checks a connection with `can_read`
+    before it hands it out, and reconnects one that has data or EOF waiting; this also
+    asks the socket itself, which knows of a close before the event loop does."""
+
+    is_connected: bool
+    _writer: Any
+
+    async def can_read(self) -> bool:
+        if self.is_connected and _closed_by_peer(self._writer):
+            return True
+        return await super().can_read()  # type: ignore[misc,no-any-return]
+
+
+class _FreshConnection(_Fresh, Connection):
+    pass
+
+
+class _FreshSSLConnection(_Fresh, SSLConnection):
+    pass
+
+
+class _FreshUnixConnection(_Fresh, UnixDomainSocketConnection):
+    pass
+
+
+_UNSURE = "; the write may or may not have been applied"
+_FRESH = {"redis": _FreshConnection, "rediss": _FreshSSLConnection, "unix": _FreshUnixConnection}
+
+
+def _lifetimes(expiry: object) -> tuple[float | None, float | None]:
+    """The seconds of the `TTL` and of the `Idle` policy of *expiry*, if any."""
+    ttl = idle = None
+    for policy in expiry_tuple(expiry):
+        if type(policy) is TTL:
+            ttl = policy.seconds
+        elif type(policy) is Idle:
+            idle = policy.seconds
+        else:
+            msg = f"RedisStore supports TTL or Idle expiry, not {policy!r}"
+            raise TypeError(msg)
+    if ttl is not None and idle is not None:
+        msg = "RedisStore keeps one deadline per key: give TTL or Idle, not both"
+        raise ValueError(msg)
+    return ttl, idle
+
+
+def _check_size(max_connections: object) -> None:
+    if max_connections is None:
+        return
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool):
+        msg = f"max_connections must be an int, not {type(max_connections).__name__}"
+        raise TypeError(msg)
+    if max_connections < 1:
+        msg = f"max_connections must be at least 1, got {max_connections}"
+        raise ValueError(msg)
 
 
 class RedisStore:
@@ -145,20 +248,37 @@ class RedisStore:
         store = RedisStore(client=redis.asyncio.Redis(...), prefix="app:")
 
     Every key is stored under *prefix*, so several stores share one server safely, and
-    `clear` removes only its own. Values go through *serializer* (`JSON` by default); a
-    value it cannot encode raises `lapse.exceptions.UnserializableError` before anything
-    is written, and bytes it cannot decode raise `lapse.exceptions.CorruptValueError`
-    naming the key. Every call has a *timeout*: a server that is down, refuses, or hangs
-    gives `lapse.exceptions.StoreError` (`StoreTimeoutError` for the timeout), chained to
-    the driver's error, and a write that failed is never reported as written. The same
+    `clear` removes only its own. Values go through *serializer* (`JSON` by default: a
+    value comes back exactly as it went in, or is refused); a value it cannot encode
+    raises `lapse.exceptions.UnserializableError` before anything is written, and bytes
+    it cannot decode raise `lapse.exceptions.CorruptValueError` naming the key.
+
+    Failures. Every call has a *timeout*, retries included: a server that is down,
+    refuses, or hangs gives `lapse.exceptions.StoreError` (`StoreTimeoutError` for the
+    timeout), chained to the driver's error; no driver exception escapes. A write that
+    raised is never reported as written. Commands that are safe to repeat (reads, SET,
+    SET of a batch, PEXPIRE, TOUCH, SCAN) are retried on another connection, up to 3
+    attempts within the timeout; the others (INCRBY, SET NX, UNLINK, GETDEL, PERSIST, the
+    compare-and-set of `update`) never are, and when their reply is lost the error says
+    the write may or may not have been applied. A connection the server closed while it
+    sat in the pool (a restart) is noticed before a command is sent on it. The same
     object works again once the server is back.
 
-    Runs on asyncio (redis-py's asyncio client). Single-flight loads (`get_or_set`,
-    `lapse.cached`) hold within one process.
+    Connections. At most *max_connections* calls are in flight at once; more wait for a
+    free connection, within their timeout. With a *url*, lapse builds the client: a pool
+    of that size, a socket timeout of half the call's timeout (so a retry fits), and no
+    retries of its own. A *client* you pass keeps its settings, but its own retries are
+    turned off (`client.set_retry(Retry(NoBackoff(), 0))`): redis-py resends any command
+    after a dropped connection, which would add twice in `incr`, or answer ``False``
+    from `add` and `delete` after they did their work.
+
+    Runs on asyncio (redis-py's asyncio client); needs Redis 6.2 or later (GETEX,
+    GETDEL). Single-flight loads (`get_or_set`, `lapse.cached`) hold within one process.
 
     Attributes:
-        url: A ``redis://`` or ``rediss://`` URL, or ``redis+cluster://host:port`` for a
-            Redis Cluster (any node; the others are discovered).
+        url: A ``redis://``, ``rediss://`` or ``unix://`` URL, or
+            ``redis+cluster://host:port`` for a Redis Cluster (any node; the others are
+            discovered).
         client: An existing ``redis.asyncio.Redis`` or ``RedisCluster``, instead of *url*.
         prefix: Prepended to every key.
         expiry: `TTL` (the lifetime of a write without *ttl*) or `Idle` (every read
@@ -168,11 +288,15 @@ class RedisStore:
             and atomically in Redis. Use Redis's ``maxmemory`` with
             ``maxmemory-policy allkeys-lru`` instead.
         serializer: A `Serializer`; `JSON` by default, `PickleSerializer()` on request.
-        timeout: Seconds each call may take, 1.0 by default.
+        timeout: Seconds each call may take, retries and waiting for a connection
+            included; 1.0 by default.
+        max_connections: Calls in flight at once (and the pool's size with a *url*); by
+            default 100, or the pool size of the *client* given.
 
     Raises:
         TypeError: Neither or both of *url* and *client*, or a wrong policy.
-        ValueError: An *eviction* policy, or `TTL` and `Idle` together.
+        ValueError: An *eviction* policy, `TTL` and `Idle` together, a lifetime Redis
+            cannot keep, or *max_connections* below 1.
 
     Added in 0.2.
     """
@@ -187,6 +311,7 @@ class RedisStore:
         eviction: object = None,
         serializer: Serializer = JSON,
         timeout: float = 1.0,
+        max_connections: int | None = None,
     ) -> None:
         if (url is None) == (client is None):
             msg = "RedisStore takes a url or a client= (one of them)"
@@ -200,73 +325,97 @@ class RedisStore:
         if not isinstance(prefix, str):
             msg = f"prefix must be a str, not {type(prefix).__name__}"
             raise TypeError(msg)
-        policies = expiry_tuple(expiry)
-        self._ttl: float | None = None
-        self._idle: float | None = None
-        for policy in policies:
-            if type(policy) is TTL:
-                self._ttl = policy.seconds
-            elif type(policy) is Idle:
-                self._idle = policy.seconds
-            else:
-                msg = f"RedisStore supports TTL or Idle expiry, not {policy!r}"
-                raise TypeError(msg)
-        if self._ttl is not None and self._idle is not None:
-            msg = "RedisStore keeps one deadline per key: give TTL or Idle, not both"
-            raise ValueError(msg)
+        self._ttl, self._idle = _lifetimes(expiry)
         self._fixed_ttl = self._ttl or self._idle  # for refresh-ahead: the write lifetime
+        self._default_px = self._px(None)  # a lifetime Redis cannot keep fails here
         self.timeout = as_seconds(timeout, what="timeout")
+        _check_size(max_connections)
         if url is not None:
-            # No driver retries: a command resent after a dropped connection could apply
-            # twice (an update, an INCRBY); lapse reports such a call as unknown instead.
-            options = {
-                "socket_timeout": self.timeout,
-                "socket_connect_timeout": self.timeout,
-                "retry": Retry(NoBackoff(), 0),
-            }
-            scheme = "redis+cluster://"
-            if url.startswith(scheme):
-                client = RedisCluster.from_url("redis://" + url[len(scheme) :], **options)
-            else:
-                client = aioredis.from_url(url, **options)
+            size = max_connections or 100
+            client = self._client(url, size)
+        else:
+            pool = getattr(client, "connection_pool", client)
+            size = max_connections or getattr(pool, "max_connections", None) or 100
+            # redis-py's own retries resend a command whose reply was lost: not for us.
+            client.set_retry(Retry(NoBackoff(), 0))
         self.client = client
         self.cluster = isinstance(client, RedisCluster)
+        self.max_connections: int = size
+        self._slots = asyncio.Semaphore(size)
         self.prefix = prefix
         self.serializer = serializer
         self._loader = Loader(time.time)
         self._hits = self._misses = self._sets = self._deletes = 0
+
+    def _client(self, url: str, size: int) -> Any:
+        # No driver retries: a command resent after a dropped connection could apply twice
+        # (an update, an INCRBY); lapse retries only what is safe, within the timeout.
+        options: dict[str, Any] = {
+            "socket_timeout": self.timeout / 2,
+            "socket_connect_timeout": self.timeout / 2,
+            "retry": Retry(NoBackoff(), 0),
+            "max_connections": size,
+        }
+        scheme = "redis+cluster://"
+        if url.startswith(scheme):
+            return RedisCluster.from_url("redis://" + url[len(scheme) :], **options)
+        fresh = _FRESH.get(url.partition(":")[0])
+        if fresh is not None:
+            options["connection_class"] = fresh
+        return aioredis.from_url(url, **options)
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, cluster={self.cluster}, timeout={self.timeout})"
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _key(self, key: str) -> str:
+    def _key(self, key: str) -> bytes:
         check_key(key)
-        return self.prefix + key
+        # surrogatepass: a str with a lone surrogate is a key like any other, as in memory
+        return (self.prefix + key).encode("utf-8", "surrogatepass")
 
-    async def _run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run one driver call within the timeout, with lapse's errors."""
+    async def _run(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        repeat: bool = False,
+        unsure: bool = False,
+    ) -> T:
+        """Run one driver call within the timeout, with lapse's errors.
+
+        *repeat*: the command is safe to repeat, and is retried on a driver failure.
+        *unsure*: it writes and is not safe to repeat; a driver failure leaves its outcome
+        unknown, and the error says so.
+        """
         try:
-            async with _timeout(self.timeout):
+            async with _timeout(self.timeout), self._slots:
+                for _ in range(_ATTEMPTS - 1 if repeat else 0):
+                    try:
+                        return await call()
+                    except _DRIVER_ERRORS:
+                        continue
                 return await call()
         except TimeoutError as e:
             msg = f"Redis did not answer {what} within {self.timeout} s"
-            raise StoreTimeoutError(msg) from e
+            raise StoreTimeoutError(msg + _UNSURE * unsure) from e
         except redis_errors.ResponseError as e:
             if str(e).startswith("WRONGTYPE"):
                 msg = f"Redis holds a value of another type where {what} expected a string: {e}"
                 raise CorruptValueError(msg) from e
             msg = f"Redis refused {what}: {e}"
             raise StoreError(msg) from e
-        except (*_DRIVER_ERRORS, redis_errors.RedisClusterException) as e:
+        except redis_errors.TimeoutError as e:
+            msg = f"Redis did not answer {what} in time: {e}"
+            raise StoreTimeoutError(msg + _UNSURE * unsure) from e
+        except (*_DRIVER_ERRORS, redis_errors.RedisError) as e:
             msg = f"Redis failed on {what}: {e}"
-            raise StoreError(msg) from e
+            raise StoreError(msg + _UNSURE * unsure) from e
 
     def _dumps(self, key: str, value: Any) -> bytes:
         try:
             return self.serializer.dumps(value)
-        except (TypeError, ValueError, pickle.PicklingError) as e:
+        except (TypeError, ValueError, pickle.PicklingError, RecursionError) as e:
             msg = f"cannot store {key!r}: {type(value).__name__} is not serializable ({e})"
             raise UnserializableError(msg) from e
 
@@ -292,9 +441,10 @@ class RedisStore:
         """Return the value of *key*, or *default*. With `Idle`, restarts its lifetime (GETEX)."""
         name = self._key(key)
         if self._idle is None:
-            data = await self._run("GET", lambda: self.client.get(name))
+            data = await self._run("GET", lambda: self.client.get(name), repeat=True)
         else:
-            data = await self._run("GETEX", lambda: self.client.getex(name, px=_ms(self._idle)))  # type: ignore[arg-type]
+            px = self._default_px
+            data = await self._run("GETEX", lambda: self.client.getex(name, px=px), repeat=True)
         if data is None:
             self._misses += 1
             return default
@@ -302,49 +452,89 @@ class RedisStore:
         return self._loads(key, data)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Return the live values of *keys* in one round trip (MGET; per slot on a cluster)."""
+        """Return the live values of *keys* (MGET, or GETEX with `Idle`).
+
+        One round trip per 1 000 keys (per slot on a cluster), so that a large batch never
+        holds the event loop for long.
+        """
         keys = list(keys)
         names = [self._key(key) for key in keys]
-        if not names:
-            return {}
-        mget = self.client.mget_nonatomic if self.cluster else self.client.mget
-        found = await self._run("MGET", lambda: mget(names))
         result = {}
-        for key, data in zip(keys, found, strict=True):
-            if data is None:
-                self._misses += 1
-            else:
-                self._hits += 1
-                result[key] = self._loads(key, data)
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            found = await self._run("MGET", lambda chunk=chunk: self._mget(chunk), repeat=True)  # type: ignore[misc]
+            for key, data in zip(keys[start : start + _CHUNK], found, strict=True):
+                if data is None:
+                    self._misses += 1
+                else:
+                    self._hits += 1
+                    result[key] = self._loads(key, data)
         return result
+
+    async def _mget(self, names: list[bytes]) -> list[bytes | None]:
+        if self._idle is not None:  # every read restarts the idle lifetime, as in memory
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.getex(name, px=self._default_px)
+                found: list[bytes | None] = await pipe.execute()
+            return found
+        if self.cluster:
+            return await self.client.mget_nonatomic(names)  # type: ignore[no-any-return]
+        return await self.client.mget(names)  # type: ignore[no-any-return]
 
     async def has(self, key: str) -> bool:
         """Return whether *key* exists (EXISTS), counting no use."""
         name = self._key(key)
-        return bool(await self._run("EXISTS", lambda: self.client.exists(name)))
+        return bool(await self._run("EXISTS", lambda: self.client.exists(name), repeat=True))
 
     async def ttl(self, key: str) -> float | None:
         """Seconds left (PTTL): ``math.inf`` with no deadline, ``None`` if missing."""
         name = self._key(key)
-        ms = await self._run("PTTL", lambda: self.client.pttl(name))
+        ms = await self._run("PTTL", lambda: self.client.pttl(name), repeat=True)
         if ms == -2:  # noqa: PLR2004 -- Redis's "no such key"
             return None
         return math.inf if ms == -1 else ms / 1000
 
     async def keys(self) -> AsyncIterator[str]:
-        """Iterate over this store's keys (SCAN of its prefix), in no particular order."""
-        pattern = self.prefix.translate(_GLOB) + "*"
-        cut = len(self.prefix)
-        names = await self._run("SCAN", lambda: self._scan(pattern))
-        for name in names:
-            yield name.decode()[cut:]
+        """Iterate over this store's keys (SCAN of its prefix), in no particular order.
 
-    async def _scan(self, pattern: str) -> list[bytes]:
-        return [name async for name in self.client.scan_iter(match=pattern, count=_SCAN_BATCH)]
+        The timeout applies to each round trip of the SCAN (1 000 keys of the database
+        each, per node on a cluster), so a large database is walked to its end. Keys
+        written or removed meanwhile may or may not be seen, as with SCAN.
+        """
+        cut = len(self.prefix.encode("utf-8", "surrogatepass"))
+        async for names in self._scan():
+            for name in names:
+                yield name[cut:].decode("utf-8", "surrogatepass")
+
+    async def _scan(self) -> AsyncIterator[list[bytes]]:
+        """Batches of this store's key names: one SCAN round trip, under the timeout, each."""
+        pattern = self.prefix.translate(_GLOB).encode("utf-8", "surrogatepass") + b"*"
+        nodes = self.client.get_primaries() if self.cluster else [None]
+        for node in nodes:
+            options = {} if node is None else {"target_nodes": node}
+            cursor = 0
+            while True:
+
+                async def scan(cursor: int = cursor, options: Any = options) -> Any:
+                    return await self.client.scan(
+                        cursor, match=pattern, count=_SCAN_BATCH, **options
+                    )
+
+                cursor, names = await self._run("SCAN", scan, repeat=True)
+                if isinstance(cursor, dict):  # the cluster client answers per node
+                    cursor = next(iter(cursor.values()), 0)
+                if names:
+                    yield names
+                if not cursor:
+                    break
 
     def stats(self) -> Stats:
-        """This object's counters (hits, misses, sets, deletes, loads); *size* is -1: ask
-        Redis (``DBSIZE``) for the size."""
+        """The counters of this object (not of the server): hits and misses of `get` and
+        `get_many`, sets, deletes, and loads. *size* is -1: the number of keys of a prefix
+        is not kept by Redis; count them with `keys` (a SCAN), or ask Redis for the
+        whole database's with ``DBSIZE``. *evictions* and *expirations* are Redis's own
+        (``INFO stats``: ``evicted_keys``, ``expired_keys``) and read 0 here."""
         loader = self._loader
         return Stats(
             hits=self._hits,
@@ -362,56 +552,95 @@ class RedisStore:
     # -- writes ------------------------------------------------------------------------
 
     async def set(self, key: str, value: Any, *, ttl: Any = None, keep_ttl: bool = False) -> None:
-        """Store *value* (SET, with PX or KEEPTTL). Raises before writing if it cannot encode."""
+        """Store *value* (SET, with PX or KEEPTTL). Raises before writing if it cannot encode.
+
+        With *keep_ttl*, a key that exists keeps its deadline and a new key gets the
+        policy's lifetime, as in `MemoryStore` (one transaction of SET NX PX and SET XX
+        KEEPTTL).
+        """
         name = self._key(key)
         if keep_ttl and ttl is not None:
             msg = "set() takes a ttl or keep_ttl=True, not both (Redis refuses PX with KEEPTTL)"
             raise ValueError(msg)
-        px = None if keep_ttl else self._px(ttl)
+        px = self._default_px if keep_ttl else self._px(ttl)
         data = self._dumps(key, value)
         self._loader.invalidate(key)
-        await self._run("SET", lambda: self.client.set(name, data, px=px, keepttl=keep_ttl))
+        if keep_ttl and px is not None:
+
+            async def write() -> None:
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.set(name, data, px=px, nx=True)
+                    pipe.set(name, data, keepttl=True, xx=True)
+                    await pipe.execute()
+
+            await self._run("SET KEEPTTL", write, repeat=True)
+        else:
+            await self._run(
+                "SET", lambda: self.client.set(name, data, px=px, keepttl=keep_ttl), repeat=True
+            )
         self._sets += 1
 
     async def set_many(self, mapping: Mapping[str, Any], *, ttl: Any = None) -> None:
-        """Store every item in one round trip, all or nothing (MULTI; per slot on a cluster).
+        """Store every item (SET with PX, in MULTI transactions; per slot on a cluster).
 
-        Every value is encoded first: if one cannot be, nothing is written.
+        Every value is encoded first: if one cannot be, nothing is written. Up to 1 000
+        items are written all or nothing, in one transaction; a larger batch is written in
+        transactions of 1 000 items, so that no step holds the event loop for long, and a
+        failure part way may leave the first ones written (each item whole). Writing them
+        again is safe.
         """
-        items = [(self._key(key), key, value) for key, value in mapping.items()]
+        items = list(mapping.items())
         px = self._px(ttl)
-        encoded = [(name, self._dumps(key, value)) for name, key, value in items]
-        if not encoded:
-            return
+        encoded: list[tuple[bytes, bytes]] = []
+        for start in range(0, len(items), _CHUNK):
+            if start:
+                await asyncio.sleep(0)  # let the loop breathe between chunks of encoding
+            encoded.extend(
+                (self._key(key), self._dumps(key, value))
+                for key, value in items[start : start + _CHUNK]
+            )
 
-        async def write() -> None:
+        async def write(chunk: list[tuple[bytes, bytes]]) -> None:
             async with self.client.pipeline(transaction=not self.cluster) as pipe:
-                for name, data in encoded:
+                for name, data in chunk:
                     pipe.set(name, data, px=px)
                 await pipe.execute()
 
-        for _, key, _ in items:
+        for key, _ in items:
             self._loader.invalidate(key)
-        await self._run("MULTI/SET", write)
-        self._sets += len(encoded)
+        for start in range(0, len(encoded), _CHUNK):
+            chunk = encoded[start : start + _CHUNK]
+            await self._run("MULTI/SET", lambda chunk=chunk: write(chunk), repeat=True)  # type: ignore[misc]
+            self._sets += len(chunk)
 
     async def add(self, key: str, value: Any, *, ttl: Any = None) -> bool:
         """Store *value* only if *key* is missing (SET NX); return whether it did."""
         name = self._key(key)
         px = self._px(ttl)
         data = self._dumps(key, value)
-        done = await self._run("SET NX", lambda: self.client.set(name, data, px=px, nx=True))
+        done = await self._run(
+            "SET NX", lambda: self.client.set(name, data, px=px, nx=True), unsure=True
+        )
         if done:
+            self._loader.invalidate(key)
             self._sets += 1
         return bool(done)
 
     async def incr(self, key: str, delta: int = 1) -> int:
-        """Add *delta* to the integer at *key* (INCRBY); a new key gets the policy's lifetime."""
+        """Add *delta* to the integer at *key* (INCRBY); a new key gets the policy's lifetime.
+
+        Raises:
+            TypeError: *delta* is not an int, or the value is not one.
+            ValueError: *delta* or the result is beyond Redis's 64-bit integers.
+        """
         name = self._key(key)
         if not isinstance(delta, int) or isinstance(delta, bool):
             msg = f"delta must be an int, not {type(delta).__name__}"
             raise TypeError(msg)
-        px = self._px(None)
+        if not -_INT64 <= delta < _INT64:
+            msg = f"delta {delta} is beyond Redis's 64-bit integers"
+            raise ValueError(msg)
+        px = self._default_px
 
         async def incr() -> int:
             async with self.client.pipeline(transaction=True) as pipe:
@@ -421,34 +650,53 @@ class RedisStore:
                 results = await pipe.execute()
             return int(results[-1])
 
+        self._loader.invalidate(key)
         try:
-            value = await self._run("INCRBY", incr)
+            value = await self._run("INCRBY", incr, unsure=True)
         except StoreError as e:
-            if "not an integer" not in str(e.__cause__):
+            reason = str(e.__cause__)
+            if "would overflow" in reason:
+                msg = f"adding {delta} to {key!r} would overflow Redis's 64-bit integers"
+                raise ValueError(msg) from e.__cause__
+            if "not an integer" not in reason:
                 raise  # the server's own reason (OOM, READONLY...) is in the message
-            msg = f"the value of {key!r} is not an int"
+            msg = f"the value of {key!r} is not an int that Redis can add to (64-bit)"
             raise TypeError(msg) from e.__cause__
         self._sets += 1
         return value
 
     async def expire(self, key: str, ttl: float | timedelta) -> bool:
-        """Set the deadline of *key* to *ttl* from now (PEXPIRE); ``False`` if missing."""
+        """Set the deadline of *key* to *ttl* from now (PEXPIRE; PERSIST for ``math.inf``);
+        ``False`` if missing."""
         name = self._key(key)
-        ms = _ms(as_seconds(ttl, what="ttl"))
-        return bool(await self._run("PEXPIRE", lambda: self.client.pexpire(name, ms)))
+        seconds = as_seconds(ttl, what="ttl")
+        if seconds == math.inf:
+
+            async def persist() -> bool:
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.exists(name)
+                    pipe.persist(name)
+                    exists, _ = await pipe.execute()
+                return bool(exists)
+
+            return await self._run("PERSIST", persist, repeat=True)
+        ms = _ms(seconds)
+        return bool(await self._run("PEXPIRE", lambda: self.client.pexpire(name, ms), repeat=True))
 
     async def persist(self, key: str) -> bool:
         """Remove the deadline of *key* (PERSIST); ``True`` if there was one."""
         name = self._key(key)
-        return bool(await self._run("PERSIST", lambda: self.client.persist(name)))
+        return bool(await self._run("PERSIST", lambda: self.client.persist(name), unsure=True))
 
     async def touch(self, key: str) -> bool:
         """Count a use of *key*: with `Idle`, restart its lifetime; ``False`` if missing."""
         name = self._key(key)
         if self._idle is not None:
-            ms = _ms(self._idle)
-            return bool(await self._run("PEXPIRE", lambda: self.client.pexpire(name, ms)))
-        return bool(await self._run("TOUCH", lambda: self.client.touch(name)))
+            ms = self._default_px
+            return bool(
+                await self._run("PEXPIRE", lambda: self.client.pexpire(name, ms), repeat=True)
+            )
+        return bool(await self._run("TOUCH", lambda: self.client.touch(name), repeat=True))
 
     async def update(
         self,
@@ -481,7 +729,7 @@ class RedisStore:
         fixed = None if keep_ttl or computed else self._px(ttl)
         deadline = time.monotonic() + self.timeout
         while True:
-            data = await self._run("GET", lambda: self.client.get(name))
+            data = await self._run("GET", lambda: self.client.get(name), repeat=True)
             old = None if data is None else self._loads(key, data)
             new = fn(old)
             if new is None:
@@ -491,19 +739,11 @@ class RedisStore:
                 px = self._px(ttl(new)) if computed else fixed
                 write = ("set", "keep" if keep_ttl else ("" if px is None else str(px)), encoded)
             args = ("0" if data is None else "1", b"" if data is None else data, *write)
-            try:
-                done = await self._run(
-                    "EVAL",
-                    lambda args=args: self.client.eval(_CAS, 1, name, *args),  # type: ignore[misc]
-                )
-            except StoreError as e:
-                if isinstance(e.__cause__, redis_errors.ResponseError):
-                    raise  # the server refused the script: nothing was written
-                msg = (
-                    f"Redis did not confirm the update of {key!r}: it may or may not have "
-                    f"been applied ({e})"
-                )
-                raise type(e)(msg) from e.__cause__
+            done = await self._run(
+                "EVAL",
+                lambda args=args: self.client.eval(_CAS, 1, name, *args),  # type: ignore[misc]
+                unsure=True,
+            )
             if done:
                 self._loader.invalidate(key)
                 if new is not None:
@@ -519,19 +759,27 @@ class RedisStore:
         """Remove *key* (UNLINK); return whether it existed."""
         name = self._key(key)
         self._loader.invalidate(key)
-        removed = await self._run("UNLINK", lambda: self.client.unlink(name))
+        removed = await self._run("UNLINK", lambda: self.client.unlink(name), unsure=True)
         self._deletes += int(removed)
         return bool(removed)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
-        """Remove every key of *keys* (UNLINK; per slot on a cluster); return how many existed."""
+        """Remove every key of *keys* (UNLINK, 1 000 keys a round trip; per slot on a
+        cluster); return how many existed."""
         keys = list(keys)
         names = [self._key(key) for key in keys]
-        if not names:
-            return 0
         for key in keys:
             self._loader.invalidate(key)
-        removed = int(await self._run("UNLINK", lambda: self.client.unlink(*names)))
+        removed = 0
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            removed += int(
+                await self._run(
+                    "UNLINK",
+                    lambda chunk=chunk: self.client.unlink(*chunk),  # type: ignore[misc]
+                    unsure=True,
+                )
+            )
         self._deletes += removed
         return removed
 
@@ -539,7 +787,7 @@ class RedisStore:
         """Remove *key* and return its value (GETDEL), or *default*."""
         name = self._key(key)
         self._loader.invalidate(key)
-        data = await self._run("GETDEL", lambda: self.client.getdel(name))
+        data = await self._run("GETDEL", lambda: self.client.getdel(name), unsure=True)
         if data is None:
             return default
         self._deletes += 1
@@ -548,17 +796,16 @@ class RedisStore:
     async def clear(self) -> None:
         """Remove this store's keys only (SCAN of the prefix, UNLINK); never FLUSHDB.
 
+        The timeout applies to each round trip, so a large database is walked to its end.
+
         Raises:
             ValueError: The store has no prefix: it would remove every key of the database.
         """
         if not self.prefix:
             msg = "clear() needs a prefix: without one it would remove every key of the database"
             raise ValueError(msg)
-        pattern = self.prefix.translate(_GLOB) + "*"
-        names = await self._run("SCAN", lambda: self._scan(pattern))
-        for start in range(0, len(names), _SCAN_BATCH):
-            batch = names[start : start + _SCAN_BATCH]
-            await self._run("UNLINK", lambda batch=batch: self.client.unlink(*batch))  # type: ignore[misc]
+        async for names in self._scan():
+            await self._run("UNLINK", lambda names=names: self.client.unlink(*names), repeat=True)  # type: ignore[misc]
 
     # -- loading and closing -----------------------------------------------------------
 
@@ -569,10 +816,15 @@ class RedisStore:
         *,
         ttl: Any = None,
         refresh_after: float | None = None,
+        on_store_error: OnStoreError = "fail_open",
     ) -> Any:
-        """`MemoryStore.get_or_set`, on Redis; single-flight within this process."""
+        """`MemoryStore.get_or_set`, on Redis; single-flight within this process.
+
+        With the server down, the factory's result is returned and the failure logged
+        (``on_store_error="fail_open"``, the default); ``"fail_closed"`` raises it.
+        """
         return await self._loader.get_or_set(
-            self, key, factory, ttl=ttl, refresh_after=refresh_after
+            self, key, factory, ttl=ttl, refresh_after=refresh_after, on_store_error=on_store_error
         )
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ the test fails loudly: nothing here skips.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import shutil
@@ -56,6 +57,7 @@ class RedisServer:
     def start(self) -> None:
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
+        args += ["--enable-debug-command", "local"]  # DEBUG POPULATE, from loopback
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         self.process = subprocess.Popen(  # noqa: S603 -- our own server, on loopback
@@ -150,6 +152,61 @@ def redis_cluster() -> Iterator[list[RedisServer]]:
     finally:
         for node in nodes:
             node.close()
+
+
+class DropReplyProxy:
+    """A loopback TCP proxy to a real Redis that, once armed, forwards the next command
+    holding *marker* to the server, waits for the server's reply, and then drops the
+    client's connection instead of passing the reply on: a write that ran, unconfirmed.
+
+    With ``hang=True`` it passes the command on and then holds the reply back for good,
+    the connection open: a network path that died silently after the write.
+    """
+
+    def __init__(self, port: int, marker: bytes, *, hang: bool = False) -> None:
+        self.port, self.marker, self.hang = port, marker, hang
+        self.armed = False
+        self.dropped = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.port)
+        drop = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                if self.armed and self.marker in data:
+                    self.armed = False
+                    drop.set()
+                server_w.write(data)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if drop.is_set():
+                    self.dropped += 1
+                    if self.hang:
+                        await asyncio.Event().wait()  # never answers, never closes
+                    client_w.transport.abort()  # the reply is lost with the connection
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        client_w.close()
+        server_w.close()
 
 
 @contextlib.contextmanager

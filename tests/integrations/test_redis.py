@@ -26,7 +26,7 @@ from lapse.redis import PickleSerializer, RedisStore
 from lapse.sessions import SessionManager
 from lapse.testing import StoreContract
 
-from .servers import RedisServer, free_port, redis_cluster
+from .servers import DropReplyProxy, RedisServer, free_port, redis_cluster
 
 
 pytestmark = pytest.mark.anyio
@@ -182,7 +182,7 @@ async def test_values_that_cannot_be_encoded_or_decoded(redis_store: RedisStore)
     """Unserializable values raise before anything is written; foreign bytes name the key."""
     await redis_store.set("keep", "old")
     with pytest.raises(UnserializableError, match="'bad'"):
-        await redis_store.set("bad", {1, 2})
+        await redis_store.set("bad", {1, object()})
     with pytest.raises(UnserializableError):
         await redis_store.set_many({"x": 1, "y": object()})
     assert await redis_store.get_many(["x", "y", "bad"]) == {}
@@ -392,55 +392,6 @@ def test_two_processes_share_sessions_through_redis(server: RedisServer) -> None
         for process in processes:
             process.terminate()
             process.wait(10)
-
-
-class DropReplyProxy:
-    """A loopback TCP proxy to a real Redis that, once armed, forwards the next command
-    holding *marker* to the server, waits for the server's reply, and then drops the
-    client's connection instead of passing the reply on: a write that ran, unconfirmed."""
-
-    def __init__(self, port: int, marker: bytes) -> None:
-        self.port, self.marker = port, marker
-        self.armed = False
-        self.dropped = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        return f"redis://127.0.0.1:{port}/0"
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.port)
-        drop = asyncio.Event()
-
-        async def upstream() -> None:
-            while data := await client_r.read(65536):
-                if self.armed and self.marker in data:
-                    self.armed = False
-                    drop.set()
-                server_w.write(data)
-                await server_w.drain()
-
-        async def downstream() -> None:
-            while data := await server_r.read(65536):
-                if drop.is_set():
-                    self.dropped += 1
-                    client_w.transport.abort()  # the reply is lost with the connection
-                    return
-                client_w.write(data)
-                await client_w.drain()
-
-        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        client_w.close()
-        server_w.close()
 
 
 async def test_an_update_whose_reply_is_lost_applies_once_and_says_so(
