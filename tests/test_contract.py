@@ -5,18 +5,31 @@ from __future__ import annotations
 import pytest
 
 from lapse import LRU, TTL, Idle, MemoryStore
-from lapse.testing import ManualClock, StoreContract
+from lapse.testing import FullStoreContract, ManualClock, StoreContract
 
 
 @pytest.mark.anyio
-class TestMemoryStore(StoreContract):
-    @pytest.fixture(name="store", params=["plain", "lru", "idle"])
+class TestMemoryStore(FullStoreContract):
+    """The full contract: the one that RedisStore and a Redis Cluster run too."""
+
+    @pytest.fixture(name="store", params=["plain", "lru"])
     def _store(self, request: pytest.FixtureRequest, clock: ManualClock) -> MemoryStore:
         if request.param == "lru":
             return MemoryStore(eviction=LRU(100), clock=clock)
-        if request.param == "idle":
-            return MemoryStore(expiry=(TTL(10**12), Idle(10**12)), clock=clock)
         return MemoryStore(clock=clock)
+
+    @pytest.fixture(name="advance")
+    def _advance(self, clock: ManualClock) -> object:
+        return clock.advance
+
+
+@pytest.mark.anyio
+class TestMemoryStoreWithPolicies(StoreContract):
+    """The Store contract holds whatever the policies (an Idle deadline is never inf)."""
+
+    @pytest.fixture(name="store")
+    def _store(self, clock: ManualClock) -> MemoryStore:
+        return MemoryStore(expiry=(TTL(10**12), Idle(10**12)), clock=clock)
 
     @pytest.fixture(name="advance")
     def _advance(self, clock: ManualClock) -> object:

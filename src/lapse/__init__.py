@@ -12,13 +12,14 @@ from ._engine import SyncMemoryStore
 from ._loader import get_or_set
 from ._memory import MemoryStore
 from ._policies import LRU, TTL, Idle
-from ._store import RemovalCause, Stats, Store
+from ._store import FullStore, RemovalCause, Stats, Store
 
 
 __all__ = [
     "AsyncCachedFunction",
     "CachedFunction",
     "Clock",
+    "FullStore",
     "Idle",
     "LRU",
     "MemoryStore",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -50,6 +51,102 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Remove *key*; return whether it was there (live)."""
+        ...
+
+
+@runtime_checkable
+class FullStore(Store, Protocol):
+    """The whole store API, as `MemoryStore` and `lapse.redis.RedisStore` implement it.
+
+    `Store` is what lapse needs of a backend; this is what the two shipped stores give,
+    with one meaning on both. `MemoryStore`'s docstrings describe each method in full;
+    `lapse.testing.FullStoreContract` states each rule as a test and runs on
+    `MemoryStore`, `RedisStore` and a Redis Cluster. Where Redis cannot do the same, the
+    method raises a clear error rather than behave differently (a lifetime past what
+    Redis can keep, an ``incr`` past 64 bits).
+
+    Lifetimes (*ttl*) are seconds or a `datetime.timedelta`, ``math.inf`` for none;
+    zero, negative and NaN raise `ValueError`. Keys are ``str``.
+
+    Added in 0.3.
+    """
+
+    async def has(self, key: str) -> bool:
+        """Whether *key* is live, counting no use."""
+        ...
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The live values of *keys*, by key; missing and expired keys are left out."""
+        ...
+
+    async def set_many(self, mapping: Mapping[str, Any], *, ttl: Any = None) -> None:
+        """Store every item, with one *ttl*; nothing is written if one is refused."""
+        ...
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove *keys*; return how many were live."""
+        ...
+
+    async def add(self, key: str, value: Any, *, ttl: Any = None) -> bool:
+        """Store *value* only if *key* is missing; return whether it did."""
+        ...
+
+    async def pop(self, key: str, default: Any = None) -> Any:
+        """Remove *key* and return its value, or *default*."""
+        ...
+
+    async def incr(self, key: str, delta: int = 1) -> int:
+        """Add *delta* to the int at *key* (0 if missing), keeping its deadline."""
+        ...
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds left: ``math.inf`` for no deadline, ``None`` if missing."""
+        ...
+
+    async def expire(self, key: str, ttl: float | timedelta) -> bool:
+        """Give *key* a new deadline (``math.inf``: none); ``False`` if missing."""
+        ...
+
+    async def persist(self, key: str) -> bool:
+        """Remove the deadline of *key*; ``True`` if it had one."""
+        ...
+
+    async def touch(self, key: str) -> bool:
+        """Count a use of *key* (restarting an idle lifetime); ``False`` if missing."""
+        ...
+
+    async def update(
+        self, key: str, fn: Callable[[Any], Any], *, ttl: Any = None, keep_ttl: bool = False
+    ) -> Any:
+        """Replace the value by ``fn(value)`` atomically (``None`` deletes); return it."""
+        ...
+
+    def keys(self) -> AsyncIterator[str]:
+        """Iterate over the live keys, in no particular order."""
+        ...
+
+    async def clear(self) -> None:
+        """Remove every key of this store."""
+        ...
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        *,
+        ttl: Any = None,
+        refresh_after: float | None = None,
+        on_store_error: Literal["fail_open", "fail_closed"] = "fail_open",
+    ) -> Any:
+        """The live value of *key*, or *factory*'s, loaded once for concurrent callers."""
+        ...
+
+    def stats(self) -> Stats:
+        """A snapshot of this object's counters."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop background work and release connections."""
         ...
 
 

@@ -205,4 +205,232 @@ class StoreContract:
         assert await store.get("1") is None
 
 
-__all__ = ["Advance", "ManualClock", "StoreContract"]
+class FullStoreContract(StoreContract):
+    """`StoreContract` plus every method of the full store API (`lapse.FullStore`), as
+    `MemoryStore` and `lapse.redis.RedisStore` have it: one statement of each rule,
+    run on every backend.
+
+    The fixtures are those of `StoreContract`; the store must start empty, with no
+    default lifetime, and may serialize values (they are JSON-like here).
+
+    Added in 0.3.
+    """
+
+    async def test_has_counts_no_use_and_sees_no_expired_key(
+        self, store: Any, advance: Advance
+    ) -> None:
+        """has() is True for a live key, False for a missing or expired one."""
+        await store.set("k", 1, ttl=10)
+        assert await store.has("k") is True
+        assert await store.has("missing") is False
+        await _advance(advance, 10)
+        assert await store.has("k") is False
+
+    async def test_get_many_returns_the_live_keys_only(self, store: Any, advance: Advance) -> None:
+        """get_many() maps each live key to its value and leaves out the others."""
+        await store.set_many({"a": 1, "b": [2]})
+        await store.set("short", 3, ttl=1)
+        await _advance(advance, 1)
+        assert await store.get_many(["a", "b", "short", "missing"]) == {"a": 1, "b": [2]}
+        assert await store.get_many([]) == {}
+
+    async def test_set_many_writes_every_item_with_one_ttl(
+        self, store: Any, advance: Advance
+    ) -> None:
+        """set_many() writes every item; its ttl applies to each."""
+        await store.set_many({"a": 1, "b": 2}, ttl=10)
+        assert await store.get_many(["a", "b"]) == {"a": 1, "b": 2}
+        await _advance(advance, 10)
+        assert await store.get_many(["a", "b"]) == {}
+
+    async def test_delete_many_counts_what_was_there(self, store: Any) -> None:
+        """delete_many() removes the keys and returns how many were live."""
+        await store.set_many({"a": 1, "b": 2})
+        assert await store.delete_many(["a", "b", "missing"]) == 2
+        assert await store.get_many(["a", "b"]) == {}
+        assert await store.delete_many([]) == 0
+
+    async def test_add_writes_only_a_missing_key(self, store: Any, advance: Advance) -> None:
+        """add() writes and returns True only if the key is missing (or expired)."""
+        assert await store.add("k", 1, ttl=5) is True
+        assert await store.add("k", 2) is False
+        assert await store.get("k") == 1
+        await _advance(advance, 5)
+        assert await store.add("k", 3) is True
+        assert await store.get("k") == 3
+
+    async def test_pop_removes_and_returns(self, store: Any) -> None:
+        """pop() returns the value and removes the key; the default for a missing key."""
+        await store.set("k", {"v": 1})
+        assert await store.pop("k") == {"v": 1}
+        assert await store.pop("k") is None
+        assert await store.pop("k", "gone") == "gone"
+
+    async def test_incr_counts_and_keeps_the_deadline(self, store: Any, advance: Advance) -> None:
+        """incr() starts a missing key at 0, adds delta, keeps the key's deadline, and
+        refuses a value that is not an int (the value unchanged)."""
+        assert await store.incr("n") == 1
+        assert await store.incr("n", 41) == 42
+        assert await store.incr("n", -2) == 40
+        await store.set("t", 5, ttl=10)
+        assert await store.incr("t") == 6
+        await _advance(advance, 10)
+        assert await store.get("t") is None
+        await store.set("s", "text")
+        for bad in ("s",):
+            try:
+                await store.incr(bad)
+            except TypeError:
+                pass
+            else:
+                msg = "incr() of a str was accepted"
+                raise AssertionError(msg)
+        assert await store.get("s") == "text"
+        try:
+            await store.incr("n", 1.5)
+        except TypeError:
+            pass
+        else:
+            msg = "a float delta was accepted"
+            raise AssertionError(msg)
+
+    async def test_ttl_expire_persist(self, store: Any, advance: Advance) -> None:
+        """ttl() is the seconds left (inf: none; None: missing); expire() sets a new
+        deadline (inf removes it) and persist() removes it, each False for a missing key."""
+        await store.set("k", 1, ttl=math.inf)
+        assert await store.ttl("k") == math.inf
+        assert await store.ttl("missing") is None
+        assert await store.expire("k", 10) is True
+        left = await store.ttl("k")
+        assert left is not None
+        assert 9 < left <= 10
+        assert await store.expire("missing", 10) is False
+        assert await store.persist("k") is True
+        assert await store.persist("k") is False
+        assert await store.ttl("k") == math.inf
+        assert await store.expire("k", timedelta(seconds=5)) is True
+        assert await store.expire("k", math.inf) is True
+        await _advance(advance, 10)
+        assert await store.get("k") == 1
+        await store.expire("k", 1)
+        await _advance(advance, 1)
+        assert await store.get("k") is None
+        assert await store.persist("k") is False
+
+    async def test_keep_ttl_keeps_an_existing_deadline(self, store: Any, advance: Advance) -> None:
+        """set(keep_ttl=True) replaces the value and keeps the deadline; with a ttl too,
+        it raises ValueError and writes nothing."""
+        await store.set("k", "a", ttl=10)
+        await store.set("k", "b", keep_ttl=True)
+        await _advance(advance, 5)
+        assert await store.get("k") == "b"
+        try:
+            await store.set("k", "c", ttl=5, keep_ttl=True)
+        except ValueError:
+            pass
+        else:
+            msg = "ttl with keep_ttl was accepted"
+            raise AssertionError(msg)
+        assert await store.get("k") == "b"
+        await _advance(advance, 5)
+        assert await store.get("k") is None
+
+    async def test_touch(self, store: Any) -> None:
+        """touch() is True for a live key, False for a missing one."""
+        await store.set("k", 1)
+        assert await store.touch("k") is True
+        assert await store.touch("missing") is False
+
+    async def test_update_is_read_modify_write(self, store: Any, advance: Advance) -> None:
+        """update() gives fn the value (None if missing), stores and returns fn's result,
+        deletes on None, and takes a ttl (a number or a function of the new value)."""
+        assert await store.update("n", lambda v: (v or 0) + 1) == 1
+        assert await store.update("n", lambda v: v + 1) == 2
+        assert await store.update("n", lambda v: None) is None
+        assert await store.has("n") is False
+        assert await store.update("t", lambda v: [1], ttl=10) == [1]
+        assert await store.update("c", lambda v: {"ttl": 3}, ttl=lambda new: new["ttl"]) == {
+            "ttl": 3
+        }
+        await _advance(advance, 3)
+        assert await store.get("c") is None
+        assert await store.get("t") == [1]
+        await _advance(advance, 7)
+        assert await store.get("t") is None
+
+    async def test_keys_and_clear(self, store: Any) -> None:
+        """keys() yields every live key once; clear() removes them all."""
+        await store.set_many({"a": 1, "b": 2, "c": 3})
+        assert sorted([key async for key in store.keys()]) == ["a", "b", "c"]
+        await store.clear()
+        assert [key async for key in store.keys()] == []
+        assert await store.get("a") is None
+
+    async def test_get_or_set_loads_once(self, store: Any) -> None:
+        """get_or_set() returns the live value, or stores and returns the factory's."""
+        calls = []
+
+        def factory() -> list[int]:
+            calls.append(1)
+            return [len(calls)]
+
+        assert await store.get_or_set("k", factory) == [1]
+        assert await store.get_or_set("k", factory) == [1]
+        assert await store.get("k") == [1]
+        assert len(calls) == 1
+
+    async def test_stats_count_reads_and_writes(self, store: Any) -> None:
+        """stats() counts hits, misses, sets and deletes made through this object."""
+        before = store.stats()
+        await store.set("k", 1)
+        await store.get("k")
+        await store.get("missing")
+        await store.delete("k")
+        after = store.stats()
+        assert after.hits - before.hits == 1
+        assert after.misses - before.misses == 1
+        assert after.sets - before.sets == 1
+        assert after.deletes - before.deletes == 1
+
+    async def test_bad_arguments_change_nothing(self, store: Any) -> None:
+        """Every method refuses a non-str key, and a bad ttl, with nothing written."""
+        await store.set("k", "old")
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: store.has(1),
+            lambda: store.add(1, "v"),
+            lambda: store.incr(1),
+            lambda: store.pop(1),
+            lambda: store.ttl(1),
+            lambda: store.expire(1, 10),
+            lambda: store.get_many([1]),
+            lambda: store.set_many({1: "v"}),
+            lambda: store.delete_many([1]),
+            lambda: store.update(1, lambda v: v),
+        ]
+        for call in calls:
+            try:
+                await call()
+            except TypeError:
+                pass
+            else:
+                msg = "a non-str key was accepted"
+                raise AssertionError(msg)
+        for ttl in (0, -1, math.nan):
+            bad_calls: list[Callable[[], Awaitable[Any]]] = [
+                lambda ttl=ttl: store.expire("k", ttl),  # type: ignore[misc]
+                lambda ttl=ttl: store.add("new", 1, ttl=ttl),  # type: ignore[misc]
+                lambda ttl=ttl: store.set_many({"k": "new"}, ttl=ttl),  # type: ignore[misc]
+            ]
+            for bad in bad_calls:
+                try:
+                    await bad()
+                except ValueError:
+                    pass
+                else:
+                    msg = f"ttl={ttl!r} was accepted"
+                    raise AssertionError(msg)
+        assert await store.get("k") == "old"
+        assert await store.get("new") is None
+
+
+__all__ = ["Advance", "FullStoreContract", "ManualClock", "StoreContract"]

@@ -24,7 +24,7 @@ from lapse import LRU, TTL, Idle, cached
 from lapse.exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
 from lapse.redis import PickleSerializer, RedisStore
 from lapse.sessions import SessionManager
-from lapse.testing import StoreContract
+from lapse.testing import FullStoreContract
 
 from .servers import DropReplyProxy, RedisServer, free_port, redis_cluster
 
@@ -70,7 +70,7 @@ def shifter(store: RedisStore) -> Callable[[float], Awaitable[None]]:
     return advance
 
 
-class TestRedisContract(StoreContract):
+class TestRedisContract(FullStoreContract):
     """The one contract, on a real redis-server.
 
     What differs from MemoryStore is outside the contract and tested below: values are
@@ -88,7 +88,7 @@ class TestRedisContract(StoreContract):
         return shifter(redis_store)
 
 
-class TestRedisClusterContract(StoreContract):
+class TestRedisClusterContract(FullStoreContract):
     """The one contract, on a real 3-master Redis Cluster."""
 
     @pytest.fixture(name="store")

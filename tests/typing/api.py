@@ -80,3 +80,13 @@ async def loaders() -> None:
 
 async def fetch_name() -> str:
     return "x"
+
+
+async def _full_stores(url: str) -> None:
+    from lapse import FullStore
+    from lapse.redis import RedisStore
+
+    memory: FullStore = MemoryStore()
+    redis_store: FullStore = RedisStore(url)
+    for store in (memory, redis_store):
+        await store.set("k", 1)
