@@ -43,7 +43,7 @@ T = TypeVar("T")
 _log = logging.getLogger("lapse")
 _MISSING: Any = object()
 _SCAN_BATCH = 1000  # keys a SCAN asks for per round trip
-_CHUNK = 1000  # items per round trip of a batch: ~5 ms of encoding and parsing, at most
+_CHUNK = 250  # items per round trip of a batch: the loop stalls 8 ms at most (23 ms at 500)
 _ATTEMPTS = 3  # of a command that is safe to repeat, within the call's timeout
 _MAX_MS = 2**62  # Redis refuses deadlines past LLONG_MAX ms; this leaves room for "now"
 _INT64 = 2**63
@@ -454,7 +454,7 @@ class RedisStore:
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return the live values of *keys* (MGET, or GETEX with `Idle`).
 
-        One round trip per 1 000 keys (per slot on a cluster), so that a large batch never
+        One round trip per 250 keys (per slot on a cluster), so that a large batch never
         holds the event loop for long.
         """
         keys = list(keys)
@@ -583,9 +583,9 @@ class RedisStore:
     async def set_many(self, mapping: Mapping[str, Any], *, ttl: Any = None) -> None:
         """Store every item (SET with PX, in MULTI transactions; per slot on a cluster).
 
-        Every value is encoded first: if one cannot be, nothing is written. Up to 1 000
+        Every value is encoded first: if one cannot be, nothing is written. Up to 250
         items are written all or nothing, in one transaction; a larger batch is written in
-        transactions of 1 000 items, so that no step holds the event loop for long, and a
+        transactions of 250 items, so that no step holds the event loop for long, and a
         failure part way may leave the first ones written (each item whole). Writing them
         again is safe.
         """
@@ -764,7 +764,7 @@ class RedisStore:
         return bool(removed)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
-        """Remove every key of *keys* (UNLINK, 1 000 keys a round trip; per slot on a
+        """Remove every key of *keys* (UNLINK, 250 keys a round trip; per slot on a
         cluster); return how many existed."""
         keys = list(keys)
         names = [self._key(key) for key in keys]
