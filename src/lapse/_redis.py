@@ -31,7 +31,7 @@ try:
     import redis.exceptions as redis_errors
 
     from redis.asyncio.cluster import RedisCluster
-    from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+    from redis.asyncio.connection import Connection, UnixDomainSocketConnection
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 except ImportError:  # pragma: no cover -- the extra is installed in CI
@@ -198,16 +198,14 @@ class _FreshConnection(_Fresh, Connection):
     pass
 
 
-class _FreshSSLConnection(_Fresh, SSLConnection):
-    pass
-
-
 class _FreshUnixConnection(_Fresh, UnixDomainSocketConnection):
     pass
 
 
 _UNSURE = "; the write may or may not have been applied"
-_FRESH = {"redis": _FreshConnection, "rediss": _FreshSSLConnection, "unix": _FreshUnixConnection}
+# Not rediss://: under TLS the raw socket can be readable with protocol records (session
+# tickets) that the application never sees, which would read as a dirty connection.
+_FRESH = {"redis": _FreshConnection, "unix": _FreshUnixConnection}
 
 
 def _lifetimes(expiry: object) -> tuple[float | None, float | None]:
@@ -260,9 +258,9 @@ class RedisStore:
     SET of a batch, PEXPIRE, TOUCH, SCAN) are retried on another connection, up to 3
     attempts within the timeout; the others (INCRBY, SET NX, UNLINK, GETDEL, PERSIST, the
     compare-and-set of `update`) never are, and when their reply is lost the error says
-    the write may or may not have been applied. A connection the server closed while it
-    sat in the pool (a restart) is noticed before a command is sent on it. The same
-    object works again once the server is back.
+    the write may or may not have been applied. With a ``redis://`` or ``unix://`` URL, a
+    connection the server closed while it sat in the pool (a restart) is noticed before
+    a command is sent on it. The same object works again once the server is back.
 
     Connections. At most *max_connections* calls are in flight at once; more wait for a
     free connection, within their timeout. With a *url*, lapse builds the client: a pool
