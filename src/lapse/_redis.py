@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import pickle
@@ -68,6 +69,102 @@ else
 end
 return 1
 """
+
+# With an Idle policy, a value is stored as "\0<write deadline, server ms, or nothing>\0"
+# followed by its bytes: the key's own TTL is the earlier of the idle and the write
+# deadline, and a read restarts it from the write deadline kept beside the value.
+_IDLE_PRELUDE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function split(v)
+  local h = string.match(v, '^%z(%d*)%z')
+  if h then return h, string.sub(v, #h + 3) end
+  return '', v
+end
+local function put(key, hard, payload, idle)
+  local px = idle
+  if hard ~= '' then
+    local left = tonumber(hard) - now_ms()
+    if left <= 0 then redis.call('DEL', key) return end
+    if left < px then px = left end
+  end
+  redis.call('SET', key, '\0' .. hard .. '\0' .. payload, 'PX', px)
+end
+local function deadline(ms)
+  if ms == '' then return '' end
+  return string.format('%.0f', now_ms() + tonumber(ms))
+end
+"""
+# KEYS[1]; ARGV: idle ms, '1' to return the value. Restarts the idle lifetime.
+_IDLE_READ = (
+    _IDLE_PRELUDE
+    + """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local hard, payload = split(v)
+put(KEYS[1], hard, payload, tonumber(ARGV[1]))
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[2] == '1' then return v end
+return 1
+"""
+)
+# KEYS[1]; ARGV: payload, ttl ('keep', '' for none, or ms), idle ms, condition ('', 'nx',
+# 'cas0': only if missing, 'cas1': only if the key holds ARGV[5]), expected bytes, the
+# policy's ttl for a new key under 'keep', 'del' to delete instead of writing.
+_IDLE_WRITE = (
+    _IDLE_PRELUDE
+    + """
+local key = KEYS[1]
+local old = redis.call('GET', key)
+local cond = ARGV[4]
+if cond == 'nx' and old then return 0 end
+if cond == 'cas0' and old then return 0 end
+if cond == 'cas1' and old ~= ARGV[5] then return 0 end
+if ARGV[7] == 'del' then redis.call('DEL', key) return 1 end
+local hard = ''
+if ARGV[2] == 'keep' then
+  if old then hard = split(old) else hard = deadline(ARGV[6]) end
+else
+  hard = deadline(ARGV[2])
+end
+put(key, hard, ARGV[1], tonumber(ARGV[3]))
+return 1
+"""
+)
+# KEYS[1]; ARGV: delta, the policy's ttl ms for a new key ('' for none), idle ms.
+_IDLE_INCR = (
+    _IDLE_PRELUDE
+    + """
+local key = KEYS[1]
+local old = redis.call('GET', key)
+local hard, payload = '', '0'
+if old then hard, payload = split(old) else hard = deadline(ARGV[2]) end
+redis.call('SET', key, payload)
+local n = redis.pcall('INCRBY', key, ARGV[1])
+if type(n) == 'table' and n.err then
+  if old then redis.call('SET', key, old, 'KEEPTTL') else redis.call('DEL', key) end
+  return n
+end
+local digits = redis.call('GET', key)  -- exact: a Lua number holds 53 bits only
+put(key, hard, digits, tonumber(ARGV[3]))
+return digits
+"""
+)
+# KEYS[1]; ARGV: ttl ms ('' removes the write deadline), idle ms. 1 if the key was live
+# (for a removal: if it had a write deadline), else 0. Restarts the idle lifetime.
+_IDLE_EXPIRE = (
+    _IDLE_PRELUDE
+    + """
+local old = redis.call('GET', KEYS[1])
+if not old then return 0 end
+local hard, payload = split(old)
+put(KEYS[1], deadline(ARGV[1]), payload, tonumber(ARGV[2]))
+if ARGV[1] == '' and hard == '' then return 0 end
+return 1
+"""
+)
 
 
 class Serializer(Protocol):
@@ -217,11 +314,8 @@ def _lifetimes(expiry: object) -> tuple[float | None, float | None]:
         elif type(policy) is Idle:
             idle = policy.seconds
         else:
-            msg = f"RedisStore supports TTL or Idle expiry, not {policy!r}"
+            msg = f"RedisStore supports TTL and Idle expiry, not {policy!r}"
             raise TypeError(msg)
-    if ttl is not None and idle is not None:
-        msg = "RedisStore keeps one deadline per key: give TTL or Idle, not both"
-        raise ValueError(msg)
     return ttl, idle
 
 
@@ -279,9 +373,12 @@ class RedisStore:
             discovered).
         client: An existing ``redis.asyncio.Redis`` or ``RedisCluster``, instead of *url*.
         prefix: Prepended to every key.
-        expiry: `TTL` (the lifetime of a write without *ttl*) or `Idle` (every read
-            restarts the lifetime, with GETEX); both together are refused, as Redis keeps
-            one deadline per key.
+        expiry: `TTL` (the lifetime of a write without *ttl*), `Idle` (every read
+            restarts the lifetime), or both. With `Idle`, a value's write deadline is kept
+            beside it (a few bytes before the serialized value), the key's own TTL is the
+            earlier of the two, and reads, writes, `incr`, `update`, `expire` and
+            `persist` are small Lua scripts that keep both; `expire` and `persist` then
+            also restart the idle lifetime (the last use is not kept).
         eviction: Must be ``None``: an `LRU` bound per prefix cannot be enforced cheaply
             and atomically in Redis. Use Redis's ``maxmemory`` with
             ``maxmemory-policy allkeys-lru`` instead.
@@ -305,7 +402,7 @@ class RedisStore:
         *,
         client: Any = None,
         prefix: str = "",
-        expiry: TTL | Idle | None = None,
+        expiry: TTL | Idle | tuple[TTL | Idle, ...] | None = None,
         eviction: object = None,
         serializer: Serializer = JSON,
         timeout: float = 1.0,
@@ -324,8 +421,11 @@ class RedisStore:
             msg = f"prefix must be a str, not {type(prefix).__name__}"
             raise TypeError(msg)
         self._ttl, self._idle = _lifetimes(expiry)
-        self._fixed_ttl = self._ttl or self._idle  # for refresh-ahead: the write lifetime
+        lifetimes = [s for s in (self._ttl, self._idle) if s is not None]
+        self._fixed_ttl = min(lifetimes, default=None)  # for refresh-ahead: a write's lifetime
         self._default_px = self._px(None)  # a lifetime Redis cannot keep fails here
+        self._idle_ms = "" if self._idle is None else str(self._default_px)
+        self._policy_ms = self._hard(None)
         self.timeout = as_seconds(timeout, what="timeout")
         _check_size(max_connections)
         if url is not None:
@@ -419,6 +519,8 @@ class RedisStore:
 
     def _loads(self, key: str, data: bytes) -> Any:
         try:
+            if self._idle is not None and data[:1] == b"\x00":
+                data = data[data.index(b"\x00", 1) + 1 :]  # the write deadline's header
             return self.serializer.loads(data)
         except Exception as e:
             msg = f"the bytes under {key!r} cannot be decoded by {type(self.serializer).__name__}"
@@ -428,10 +530,33 @@ class RedisStore:
         """Milliseconds for PX from a call's *ttl* or the policy, ``None`` for no deadline."""
         seconds = ttl_seconds(ttl)
         if seconds is None:
-            seconds = self._ttl or self._idle
+            seconds = self._fixed_ttl
         if seconds is None or seconds == math.inf:
             return None
         return _ms(seconds)
+
+    def _hard(self, ttl: Any) -> str:
+        """With `Idle`: the write lifetime in ms (a call's *ttl*, or `TTL`'s), "" for none."""
+        seconds = ttl_seconds(ttl)
+        if seconds is None:
+            seconds = self._ttl
+        return "" if seconds is None or seconds == math.inf else str(_ms(seconds))
+
+    def _idle_write(
+        self,
+        client: Any,
+        name: bytes,
+        data: bytes | None,
+        ttl: str,
+        *,
+        cond: str = "",
+        old: bytes = b"",
+    ) -> Any:
+        """With `Idle`: *data* under *name*, with the write deadline *ttl* ("keep", "" or
+        ms), if *cond* holds ("nx", "cas0", "cas1" with *old*); *data* ``None`` deletes."""
+        op = "del" if data is None else ""
+        args = (data or b"", ttl, self._idle_ms, cond, old, self._policy_ms, op)
+        return client.eval(_IDLE_WRITE, 1, name, *args)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -441,8 +566,11 @@ class RedisStore:
         if self._idle is None:
             data = await self._run("GET", lambda: self.client.get(name), repeat=True)
         else:
-            px = self._default_px
-            data = await self._run("GETEX", lambda: self.client.getex(name, px=px), repeat=True)
+            data = await self._run(
+                "EVAL",
+                lambda: self.client.eval(_IDLE_READ, 1, name, self._idle_ms, "1"),
+                repeat=True,
+            )
         if data is None:
             self._misses += 1
             return default
@@ -473,7 +601,7 @@ class RedisStore:
         if self._idle is not None:  # every read restarts the idle lifetime, as in memory
             async with self.client.pipeline(transaction=False) as pipe:
                 for name in names:
-                    pipe.getex(name, px=self._default_px)
+                    pipe.eval(_IDLE_READ, 1, name, self._idle_ms, "1")
                 found: list[bytes | None] = await pipe.execute()
             return found
         if self.cluster:
@@ -563,7 +691,12 @@ class RedisStore:
         px = self._default_px if keep_ttl else self._px(ttl)
         data = self._dumps(key, value)
         self._loader.invalidate(key)
-        if keep_ttl and px is not None:
+        if self._idle is not None:
+            spec = "keep" if keep_ttl else self._hard(ttl)
+            await self._run(
+                "EVAL", lambda: self._idle_write(self.client, name, data, spec), repeat=True
+            )
+        elif keep_ttl and px is not None:
 
             async def write() -> None:
                 async with self.client.pipeline(transaction=True) as pipe:
@@ -589,6 +722,7 @@ class RedisStore:
         """
         items = list(mapping.items())
         px = self._px(ttl)
+        spec = self._hard(ttl)
         encoded: list[tuple[bytes, bytes]] = []
         for start in range(0, len(items), _CHUNK):
             if start:
@@ -601,7 +735,10 @@ class RedisStore:
         async def write(chunk: list[tuple[bytes, bytes]]) -> None:
             async with self.client.pipeline(transaction=not self.cluster) as pipe:
                 for name, data in chunk:
-                    pipe.set(name, data, px=px)
+                    if self._idle is None:
+                        pipe.set(name, data, px=px)
+                    else:
+                        self._idle_write(pipe, name, data, spec)
                 await pipe.execute()
 
         for key, _ in items:
@@ -616,9 +753,17 @@ class RedisStore:
         name = self._key(key)
         px = self._px(ttl)
         data = self._dumps(key, value)
-        done = await self._run(
-            "SET NX", lambda: self.client.set(name, data, px=px, nx=True), unsure=True
-        )
+        if self._idle is not None:
+            spec = self._hard(ttl)
+            done = await self._run(
+                "EVAL",
+                lambda: self._idle_write(self.client, name, data, spec, cond="nx"),
+                unsure=True,
+            )
+        else:
+            done = await self._run(
+                "SET NX", lambda: self.client.set(name, data, px=px, nx=True), unsure=True
+            )
         if done:
             self._loader.invalidate(key)
             self._sets += 1
@@ -641,6 +786,9 @@ class RedisStore:
         px = self._default_px
 
         async def incr() -> int:
+            if self._idle is not None:
+                args = (delta, self._policy_ms, self._idle_ms)
+                return int(await self.client.eval(_IDLE_INCR, 1, name, *args))
             async with self.client.pipeline(transaction=True) as pipe:
                 if px is not None:
                     pipe.set(name, b"0", px=px, nx=True)
@@ -668,6 +816,8 @@ class RedisStore:
         ``False`` if missing."""
         name = self._key(key)
         seconds = as_seconds(ttl, what="ttl")
+        if self._idle is not None:
+            return await self._idle_expire(name, "" if seconds == math.inf else str(_ms(seconds)))
         if seconds == math.inf:
 
             async def persist() -> bool:
@@ -682,18 +832,27 @@ class RedisStore:
         return bool(await self._run("PEXPIRE", lambda: self.client.pexpire(name, ms), repeat=True))
 
     async def persist(self, key: str) -> bool:
-        """Remove the deadline of *key* (PERSIST); ``True`` if there was one."""
+        """Remove the deadline of *key* (PERSIST); ``True`` if there was one.
+
+        With `Idle`, the write deadline is removed and the idle one still applies.
+        """
         name = self._key(key)
+        if self._idle is not None:
+            return await self._idle_expire(name, "")
         return bool(await self._run("PERSIST", lambda: self.client.persist(name), unsure=True))
+
+    async def _idle_expire(self, name: bytes, ms: str) -> bool:
+        """With `Idle`: a new write deadline for *name* ("" for none), restarting its idle
+        lifetime (Redis keeps one deadline per key, and lapse does not keep the last use)."""
+        call = lambda: self.client.eval(_IDLE_EXPIRE, 1, name, ms, self._idle_ms)  # noqa: E731
+        return bool(await self._run("EVAL", call, repeat=True))
 
     async def touch(self, key: str) -> bool:
         """Count a use of *key*: with `Idle`, restart its lifetime; ``False`` if missing."""
         name = self._key(key)
         if self._idle is not None:
-            ms = self._default_px
-            return bool(
-                await self._run("PEXPIRE", lambda: self.client.pexpire(name, ms), repeat=True)
-            )
+            call = lambda: self.client.eval(_IDLE_READ, 1, name, self._idle_ms, "0")  # noqa: E731
+            return bool(await self._run("EVAL", call, repeat=True))
         return bool(await self._run("TOUCH", lambda: self.client.touch(name), repeat=True))
 
     async def update(
@@ -730,18 +889,27 @@ class RedisStore:
             data = await self._run("GET", lambda: self.client.get(name), repeat=True)
             old = None if data is None else self._loads(key, data)
             new = fn(old)
-            if new is None:
-                write = ("del", "", b"")
+            encoded = None if new is None else self._dumps(key, new)
+            lifetime = None if new is None else (ttl(new) if computed else ttl)
+            if self._idle is not None:
+                spec = "keep" if keep_ttl else self._hard(lifetime)
+                cond = "cas0" if data is None else "cas1"
+                cas: Callable[[], Awaitable[Any]] = functools.partial(
+                    self._idle_write, self.client, name, encoded, spec, cond=cond, old=data or b""
+                )
             else:
-                encoded = self._dumps(key, new)
-                px = self._px(ttl(new)) if computed else fixed
-                write = ("set", "keep" if keep_ttl else ("" if px is None else str(px)), encoded)
-            args = ("0" if data is None else "1", b"" if data is None else data, *write)
-            done = await self._run(
-                "EVAL",
-                lambda args=args: self.client.eval(_CAS, 1, name, *args),  # type: ignore[misc]
-                unsure=True,
-            )
+                if encoded is None:
+                    write: tuple[str, str, bytes] = ("del", "", b"")
+                else:
+                    px = self._px(lifetime) if computed else fixed
+                    write = (
+                        "set",
+                        "keep" if keep_ttl else ("" if px is None else str(px)),
+                        encoded,
+                    )
+                args = ("0" if data is None else "1", b"" if data is None else data, *write)
+                cas = functools.partial(self.client.eval, _CAS, 1, name, *args)
+            done = await self._run("EVAL", cas, unsure=True)
             if done:
                 self._loader.invalidate(key)
                 if new is not None:

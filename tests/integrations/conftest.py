@@ -8,7 +8,7 @@ import pytest
 
 from playwright.sync_api import Browser, sync_playwright
 
-from .servers import RedisServer, redis_server
+from .servers import RedisServer, redis_cluster, redis_server
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/install-system
@@ -39,3 +39,10 @@ def _server() -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port, per module; it never skips."""
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(name="cluster_url", scope="module")
+def _cluster_url() -> Iterator[str]:
+    """A real 3-master Redis Cluster on loopback, per module, as a lapse URL."""
+    with redis_cluster() as nodes:
+        yield f"redis+cluster://127.0.0.1:{nodes[0].port}"

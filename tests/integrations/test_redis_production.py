@@ -417,3 +417,98 @@ async def test_a_large_batch_is_sent_in_chunks(store: RedisStore) -> None:
     before = await _calls(admin, "unlink")
     assert await store.delete_many(list(mapping)) == 10_000
     assert await _calls(admin, "unlink") - before == 40
+
+
+# -- TTL and Idle together ----------------------------------------------------------------
+
+
+def _near(left: float | None, expected: float) -> bool:
+    return left is not None and expected - 1 < left <= expected
+
+
+async def test_ttl_and_idle_together_in_real_time(server: RedisServer) -> None:
+    """TTL(1.0) and Idle(0.4): reads every 0.2 s keep a key past its idle time, but not
+    past its write deadline; a key nobody reads goes after 0.4 s. (Redis's own expiry, so
+    real time: 1.1 s in all.)"""
+    store = RedisStore(server.url, prefix="both-rt:", expiry=(TTL(1.0), Idle(0.4)))
+    await store.set_many({"read": 1, "unread": 2})
+    for _ in range(4):  # t = 0.2, 0.4, 0.6, 0.8
+        await asyncio.sleep(0.2)
+        assert await store.get("read") == 1
+    assert await store.get("unread") is None
+    left = await store.ttl("read")
+    assert left is not None
+    assert left <= 0.25  # the write deadline (t = 1.0), not the idle one (t = 1.2)
+    await asyncio.sleep(0.3)
+    assert await store.get("read") is None
+    await store.clear()
+    await store.aclose()
+
+
+async def test_ttl_and_idle_together_every_method(server: RedisServer) -> None:
+    """Every method keeps both deadlines, as MemoryStore does: the key's own TTL is the
+    earlier of the idle and the write deadline, and a read restarts it from there."""
+    store = RedisStore(server.url, prefix="both:", expiry=(TTL(100), Idle(10)))
+    client = store.client
+    await store.set("k", {"v": (1, 2)})
+    assert _near(await store.ttl("k"), 10)
+    assert (await client.get(b"both:k")).startswith(b"\x00")  # the write deadline, beside
+    await client.pexpire(b"both:k", 1000)  # 9 s of idleness later...
+    assert await store.get("k") == {"v": (1, 2)}  # ...a read restarts the idle lifetime
+    assert _near(await store.ttl("k"), 10)
+    await store.set("short", 1, ttl=5)  # the write deadline comes first
+    await client.pexpire(b"both:short", 1000)
+    assert await store.get("short") == 1
+    assert _near(await store.ttl("short"), 5)
+    assert await store.touch("short") is True
+    assert _near(await store.ttl("short"), 5)
+    assert await store.persist("short") is True  # the write deadline goes, idle stays
+    assert await store.persist("short") is False
+    assert _near(await store.ttl("short"), 10)
+    assert await store.expire("short", 3) is True
+    assert _near(await store.ttl("short"), 3)
+    assert await store.expire("missing", 3) is False
+    await store.set("short", 2, keep_ttl=True)
+    assert _near(await store.ttl("short"), 3)
+    await store.set("fresh", 2, keep_ttl=True)  # a new key: the policies' lifetime
+    assert _near(await store.ttl("fresh"), 10)
+    assert await store.incr("n") == 1
+    assert await store.incr("n", 2**62) == 2**62 + 1  # exact: not through a Lua double
+    assert _near(await store.ttl("n"), 10)
+    await store.set("text", "x", ttl=5)
+    with pytest.raises(TypeError, match="not an int"):
+        await store.incr("text")
+    assert await store.get("text") == "x"
+    assert _near(await store.ttl("text"), 5)  # the failed incr changed nothing
+    with pytest.raises(ValueError, match="overflow"):
+        await store.incr("n", 2**63 - 1)
+    assert await store.get("n") == 2**62 + 1
+    assert await store.add("k", 0) is False
+    assert await store.add("a", [1], ttl=4) is True
+    assert _near(await store.ttl("a"), 4)
+    assert await store.update("u", lambda v: (v or 0) + 1) == 1
+    assert await store.update("u", lambda v: v + 1, ttl=2) == 2
+    assert _near(await store.ttl("u"), 2)
+    assert await store.update("u", lambda v: v + 1, keep_ttl=True) == 3
+    assert _near(await store.ttl("u"), 2)
+    assert await store.update("u", lambda v: None) is None
+    assert await store.has("u") is False
+    assert await store.get_many(["k", "a", "missing"]) == {"k": {"v": (1, 2)}, "a": [1]}
+    assert await store.pop("a") == [1]
+    assert sorted([k async for k in store.keys()]) == ["fresh", "k", "n", "short", "text"]
+    assert await store.get_or_set("g", lambda: "loaded") == "loaded"
+    assert await store.get("g") == "loaded"
+    await store.clear()
+    await store.aclose()
+
+
+async def test_ttl_and_idle_on_a_cluster(cluster_url: str) -> None:
+    """The same scripts run on a real cluster (one key each: one node)."""
+    store = RedisStore(cluster_url, prefix="both-c:", expiry=(TTL(100), Idle(10)))
+    await store.set_many({f"k{i}": i for i in range(20)}, ttl=5)
+    assert await store.get_many([f"k{i}" for i in range(20)]) == {f"k{i}": i for i in range(20)}
+    assert _near(await store.ttl("k3"), 5)
+    assert await store.incr("n", 5) == 5
+    assert await store.update("n", lambda v: v * 2) == 10
+    await store.clear()
+    await store.aclose()
