@@ -53,7 +53,7 @@ import attrs
 from sortedcontainers import SortedList
 
 from ._clock import Clock, as_seconds, monotonic
-from ._loader import DELETE, Loader, OnStoreError
+from ._loader import DELETE, Loader, OnStoreError, own
 from ._policies import LRU, TTL, EvictionPolicy, Evictor, ExpiryPolicy, Idle, LRUEvictor
 from ._store import RemovalCause, Stats, check_key
 from .exceptions import ReentrantCallError
@@ -324,7 +324,14 @@ class SyncMemoryStore:
             if unweighted and type(evictor) is LRUEvictor:
                 self._max_size = evictor.max_size
         # Our async get never yields, so a load need not read the store again after a miss.
-        self._loader = Loader(self._clock, recheck=False)
+        self._loader = Loader(
+            self._clock,
+            recheck=False,
+            lifetime=self._fixed_ttl,
+            store_load=self._store_load,
+            write_ttl=self._write_ttl,
+        )
+        own(self, self._loader)
         self._tickets = self._loader.tickets  # loads in progress, by key
 
     def __repr__(self) -> str:

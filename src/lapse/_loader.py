@@ -46,7 +46,7 @@ OnStoreError = Literal["fail_open", "fail_closed"]
 _log = logging.getLogger("lapse")
 _MISSING: Any = object()
 DELETE: Any = object()
-"""Passed as the value to a store's ``_store_load``: delete the key instead."""
+"""Passed as the value to a loader's *store_load* hook: delete the key instead."""
 
 
 @attrs.define(eq=False)
@@ -95,13 +95,6 @@ class _Flight:
     abandoned: bool = False  # the leader was cancelled: a waiter takes over
 
 
-def _default_lifetime(store: Any) -> float | None:
-    """The write lifetime a store gives when no ttl is passed, if it is one constant."""
-    engine = getattr(store, "_sync", store)
-    lifetime = getattr(engine, "_fixed_ttl", None)
-    return lifetime if isinstance(lifetime, float | int) else None
-
-
 def check_on_store_error(on_store_error: object) -> bool:
     """Check an *on_store_error* argument; return whether it fails open."""
     if on_store_error not in ("fail_open", "fail_closed"):
@@ -110,14 +103,15 @@ def check_on_store_error(on_store_error: object) -> bool:
     return on_store_error == "fail_open"
 
 
-def _check(store: Any, key: str, ttl: Any, refresh_after: float | None) -> float | None:
-    """Check a get_or_set call before anything is read or loaded; return the lifetime."""
+def _check(key: str, ttl: Any, refresh_after: float | None, default: float | None) -> float | None:
+    """Check a get_or_set call before anything is read or loaded; return the lifetime
+    (*ttl*, or the store's *default* write lifetime) when *refresh_after* needs it."""
     check_key(key)
     seconds = None if ttl is None else as_seconds(ttl, what="ttl")
     if refresh_after is None:
         return None
     as_seconds(refresh_after, what="refresh_after")
-    lifetime = seconds if seconds is not None else _default_lifetime(store)
+    lifetime = seconds if seconds is not None else default
     if lifetime is None or lifetime == math.inf:
         msg = (
             "refresh_after needs a finite lifetime: pass ttl=..., or use a store with a TTL "
@@ -190,15 +184,28 @@ def _spawn(fn: Callable[[], Coroutine[Any, Any, None]], keep: set[Any]) -> None:
 class Loader:
     """Single-flight loads and refresh-ahead for one store, and their counters.
 
+    A store that owns its loader says so with `own`, and may give it three hooks, so
+    that it does better than ``get`` and ``set`` (`MemoryStore` does):
+
     Attributes:
         clock: The store's clock.
         recheck: Whether the async path reads the store again after it wins a load. A
             store whose ``get`` never yields to the event loop (`MemoryStore`) needs not.
+        lifetime: The store's write lifetime when a write gives no *ttl*, if it is one
+            constant (for *refresh_after*).
+        store_load: ``store_load(key, value, ttl, ticket)`` stores a load's result (or
+            deletes *key* for `DELETE`) unless *ticket* is stale, atomically with the
+            check; without it, the loader checks the ticket and calls ``set``.
+        write_ttl: ``write_ttl(key)``: the seconds left before the write deadline of
+            *key*, without I/O; without it, the loader awaits the store's ``ttl``.
         tickets: The loads in progress by key; the store marks them stale on writes.
     """
 
     clock: Clock
     recheck: bool = True
+    lifetime: float | None = None
+    store_load: Callable[[str, Any, Any, _Ticket], None] | None = None
+    write_ttl: Callable[[str], float | None] | None = None
     loads: int = attrs.field(init=False, default=0)
     load_failures: int = attrs.field(init=False, default=0)
     load_time: float = attrs.field(init=False, default=0.0)
@@ -332,7 +339,7 @@ class Loader:
         failure is logged on the ``lapse`` logger and the factory's result is returned
         all the same (single-flight still holds); ``"fail_closed"`` raises it.
         """
-        lifetime = _check(store, key, ttl, refresh_after)
+        lifetime = _check(key, ttl, refresh_after, self.lifetime)
         fail_open = check_on_store_error(on_store_error)
         try:
             found = await store.get(key, _MISSING)
@@ -364,13 +371,11 @@ class Loader:
             return _failed(e, load.key, "reading", fail_open=load.fail_open)
 
     async def _remaining(self, load: _Load) -> float | None:
-        store = load.store
-        write_ttl = getattr(store, "_write_ttl", None)
-        if write_ttl is not None:
-            remaining: float | None = write_ttl(load.key)
+        if self.write_ttl is not None:
+            remaining: float | None = self.write_ttl(load.key)
         else:
             try:
-                remaining = await store.ttl(load.key)
+                remaining = await load.store.ttl(load.key)
             except StoreError as e:
                 _failed(e, load.key, "reading the lifetime of", fail_open=load.fail_open)
                 return None  # not known: no refresh this time
@@ -396,9 +401,8 @@ class Loader:
 
     async def _put(self, load: _Load, value: Any, ticket: _Ticket) -> None:
         """Store a load's result unless a write or delete came after the load started."""
-        put = getattr(load.store, "_store_load", None)
-        if put is not None:
-            put(load.key, value, load.ttl, ticket)
+        if self.store_load is not None:
+            self.store_load(load.key, value, load.ttl, ticket)
         elif not ticket.stale:  # a store that does not know us: the best we can do
             if value is DELETE:
                 await load.store.delete(load.key)
@@ -443,7 +447,7 @@ class Loader:
         on_store_error: OnStoreError = "fail_open",
     ) -> Any:
         """`get_or_set` for threads, on a store with plain ``get`` and ``set``."""
-        lifetime = _check(store, key, ttl, refresh_after)
+        lifetime = _check(key, ttl, refresh_after, self.lifetime)
         fail_open = check_on_store_error(on_store_error)
         load = _Load(store, key, factory, ttl, refresh_after, lifetime, cache_none, fail_open)
         found = self._read_sync(load)
@@ -474,8 +478,7 @@ class Loader:
             return _failed(e, load.key, "reading", fail_open=load.fail_open)
 
     def _remaining_sync(self, load: _Load) -> float | None:
-        write_ttl = getattr(load.store, "_write_ttl", None)
-        remaining: float | None = (write_ttl or load.store.ttl)(load.key)
+        remaining: float | None = (self.write_ttl or load.store.ttl)(load.key)
         return remaining
 
     def _lead_sync(self, load: _Load, flight: _Flight) -> Any:
@@ -498,9 +501,8 @@ class Loader:
         return value
 
     def _put_sync(self, load: _Load, value: Any, ticket: _Ticket) -> None:
-        put = getattr(load.store, "_store_load", None)
-        if put is not None:
-            put(load.key, value, load.ttl, ticket)
+        if self.store_load is not None:
+            self.store_load(load.key, value, load.ttl, ticket)
         elif not ticket.stale:
             if value is DELETE:
                 load.store.delete(load.key)
@@ -555,11 +557,16 @@ _loaders_by_id: dict[int, Loader] = {}
 _registry_lock = threading.Lock()
 
 
+def own(store: Any, loader: Loader) -> None:
+    """Make *loader* the loader of *store*, for `loader_for` (a store calls it once, when
+    it is made; *store* must be hashable and weakly referenceable)."""
+    with _registry_lock:
+        _loaders[store] = loader
+
+
 def loader_for(store: Any) -> Loader:
-    """Return the loader of *store*: its own, or one kept here for the store's lifetime."""
-    own = getattr(store, "_loader", None)
-    if isinstance(own, Loader):
-        return own
+    """Return the loader of *store*: its own (see `own`), or one made here and kept for the
+    store's lifetime."""
     with _registry_lock:
         try:
             loader = _loaders.get(store)

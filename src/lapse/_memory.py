@@ -14,7 +14,7 @@ import attrs
 
 from ._clock import Clock, monotonic
 from ._engine import OnRemove, SyncMemoryStore, TTLArg
-from ._loader import Loader, OnStoreError
+from ._loader import Loader, OnStoreError, own
 from ._policies import EvictionPolicy, ExpiryPolicy
 from ._store import Stats
 
@@ -91,13 +91,8 @@ class MemoryStore:
         self._hits = engine._hits  # noqa: SLF001
         self._misses = engine._misses  # noqa: SLF001
         self._loader = engine._loader  # noqa: SLF001
+        own(self, self._loader)  # one loader for both faces
         self._default_clock = engine._default_clock  # noqa: SLF001
-
-    def _store_load(self, key: str, value: Any, ttl: TTLArg, ticket: Any) -> None:
-        self._sync._store_load(key, value, ttl, ticket)  # noqa: SLF001 -- for the loader
-
-    def _write_ttl(self, key: str) -> float | None:
-        return self._sync._write_ttl(key)  # noqa: SLF001 -- for the loader
 
     @property
     def sync(self) -> SyncMemoryStore:

@@ -21,7 +21,7 @@ import anyio
 from . import _codec
 from ._clock import as_seconds
 from ._engine import expiry_tuple, ttl_seconds
-from ._loader import Loader, OnStoreError
+from ._loader import Loader, OnStoreError, own
 from ._policies import TTL, Idle
 from ._store import Stats, check_key
 from .exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
@@ -442,7 +442,8 @@ class RedisStore:
         self._slots = asyncio.Semaphore(size)
         self.prefix = prefix
         self.serializer = serializer
-        self._loader = Loader(time.time)
+        self._loader = Loader(time.time, lifetime=self._fixed_ttl)
+        own(self, self._loader)
         self._hits = self._misses = self._sets = self._deletes = 0
 
     def _client(self, url: str, size: int) -> Any:
