@@ -12,9 +12,11 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lapse import LRU, TTL, Idle, MemoryStore, RemovalCause
+from lapse import LRU, S3FIFO, SIEVE, TTL, Idle, MemoryStore, RemovalCause, WTinyLFU
 from lapse._policies import ExpiryPolicy
 from lapse.testing import ManualClock
+
+from .eviction_models import RefLRU, RefS3FIFO, RefSieve, RefWTinyLFU
 
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g"])
@@ -25,11 +27,13 @@ TTLS = st.none() | st.integers(1, 30).map(float) | st.just(math.inf)
 class Model:
     """The spec, spelled out plainly: O(n) everywhere, no index, no cleverness."""
 
-    def __init__(self, ttl: float | None, idle: float | None, max_size: int | None) -> None:
+    def __init__(
+        self, ttl: float | None, idle: float | None, max_size: int | None, ref: Any = RefLRU
+    ) -> None:
         self.ttl, self.idle, self.max_size = ttl, idle, max_size
         self.now = 1000.0
         self.entries: dict[str, list[Any]] = {}  # key -> [value, hard, soft]
-        self.lru: list[str] = []
+        self.ref = ref(max_size if max_size is not None else 10**9)  # the eviction order
         self.events: list[tuple[str, Any, RemovalCause]] = []
 
     def expires(self, key: str) -> float:
@@ -38,7 +42,7 @@ class Model:
 
     def drop(self, key: str, cause: RemovalCause) -> None:
         self.events.append((key, self.entries.pop(key)[0], cause))
-        self.lru.remove(key)
+        self.ref.remove(key)
 
     def live(self, key: str) -> list[Any] | None:
         if key in self.entries and self.expires(key) <= self.now:
@@ -48,8 +52,7 @@ class Model:
     def use(self, key: str) -> None:
         if self.idle is not None:
             self.entries[key][2] = self.now + self.idle
-        self.lru.remove(key)
-        self.lru.append(key)
+        self.ref.use(key)
 
     def expired_in_order(self) -> list[str]:
         expired = [k for k in self.entries if self.expires(k) <= self.now]
@@ -62,18 +65,17 @@ class Model:
                 self.drop(key, RemovalCause.EXPIRED)
             else:
                 self.events.append((key, old[0], RemovalCause.REPLACED))
-                self.lru.remove(key)
         soft = math.inf if self.idle is None else self.now + self.idle
         self.entries[key] = [value, hard, soft]
-        self.lru.append(key)
+        self.ref.add(key)
         for stale in self.expired_in_order()[:2]:
             self.drop(stale, RemovalCause.EXPIRED)
-        while self.max_size is not None and len(self.entries) > self.max_size:
+        while (victim := self.ref.victim()) is not None:
             expired = self.expired_in_order()
-            if expired:
+            if expired:  # expired entries go first, as in the store
                 self.drop(expired[0], RemovalCause.EXPIRED)
             else:
-                self.drop(self.lru[0], RemovalCause.EVICTED)
+                self.drop(victim, RemovalCause.EVICTED)
 
     def hard(self, key: str, ttl: float | None, keep_ttl: bool = False) -> float:
         if keep_ttl and ttl is None and key in self.entries:
@@ -87,10 +89,12 @@ class StoreMachine(RuleBasedStateMachine):
     TTL: float | None = 20.0
     IDLE: float | None = None
     MAX_SIZE: int | None = 4
+    POLICY: Any = LRU
+    REF: Any = RefLRU
 
     def __init__(self) -> None:
         super().__init__()
-        self.model = Model(self.TTL, self.IDLE, self.MAX_SIZE)
+        self.model = Model(self.TTL, self.IDLE, self.MAX_SIZE, self.REF)
         self.clock = ManualClock(self.model.now)
         self.events: list[tuple[str, Any, RemovalCause]] = []
         policies: list[ExpiryPolicy] = []
@@ -100,7 +104,7 @@ class StoreMachine(RuleBasedStateMachine):
             policies.append(Idle(self.IDLE))
         self.store = MemoryStore(
             expiry=tuple(policies),
-            eviction=None if self.MAX_SIZE is None else LRU(self.MAX_SIZE),
+            eviction=None if self.MAX_SIZE is None else self.POLICY(self.MAX_SIZE),
             clock=self.clock,
             on_remove=lambda k, v, c: self.events.append((k, v, c)),
         ).sync
@@ -242,3 +246,41 @@ TestIdleOnly = UnboundedIdleOnlyMachine.TestCase
 TestIdleOnly.settings = _settings
 TestPlain = PlainMachine.TestCase
 TestPlain.settings = _settings
+
+
+class SieveMachine(StoreMachine):
+    POLICY, REF = SIEVE, RefSieve
+
+
+class SieveIdleMachine(IdleMachine):
+    POLICY, REF = SIEVE, RefSieve
+
+
+class S3FIFOMachine(StoreMachine):
+    POLICY, REF = S3FIFO, RefS3FIFO
+
+
+class S3FIFOIdleMachine(IdleMachine):
+    POLICY, REF = S3FIFO, RefS3FIFO
+
+
+class WTinyLFUMachine(StoreMachine):
+    POLICY, REF = WTinyLFU, RefWTinyLFU
+
+
+class WTinyLFUIdleMachine(IdleMachine):
+    POLICY, REF = WTinyLFU, RefWTinyLFU
+
+
+TestSieve = SieveMachine.TestCase
+TestSieve.settings = _settings
+TestSieveIdle = SieveIdleMachine.TestCase
+TestSieveIdle.settings = _settings
+TestS3FIFO = S3FIFOMachine.TestCase
+TestS3FIFO.settings = _settings
+TestS3FIFOIdle = S3FIFOIdleMachine.TestCase
+TestS3FIFOIdle.settings = _settings
+TestWTinyLFU = WTinyLFUMachine.TestCase
+TestWTinyLFU.settings = _settings
+TestWTinyLFUIdle = WTinyLFUIdleMachine.TestCase
+TestWTinyLFUIdle.settings = _settings

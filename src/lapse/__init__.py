@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._cached import AsyncCachedFunction, CachedFunction, cached
 from ._clock import Clock
 from ._engine import SyncMemoryStore
+from ._eviction import S3FIFO, SIEVE, WTinyLFU
 from ._loader import get_or_set
 from ._memory import MemoryStore
 from ._policies import LRU, TTL, Idle
@@ -24,10 +25,13 @@ __all__ = [
     "LRU",
     "MemoryStore",
     "RemovalCause",
+    "S3FIFO",
+    "SIEVE",
     "Stats",
     "Store",
     "SyncMemoryStore",
     "TTL",
+    "WTinyLFU",
     "cached",
     "get_or_set",
 ]

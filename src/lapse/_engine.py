@@ -531,9 +531,9 @@ class SyncMemoryStore:
             if self._tracks_use and entry[0] != min(entry[2], entry[3]):
                 msg = f"the deadlines of {key!r} disagree"
                 raise AssertionError(msg)
-        evictor = self._evictor
-        if isinstance(evictor, LRUEvictor):
-            evictor.check(items)
+        check = getattr(self._evictor, "check", None)
+        if check is not None:
+            check(items)
 
     # -- primitives, called with the lock held -----------------------------------------
 

@@ -222,7 +222,7 @@ class LRU:
         _positive_int_or_none(self.max_size, "max_size")
         _positive_int_or_none(self.max_weight, "max_weight")
         if self.max_size is None and self.max_weight is None:
-            msg = "LRU needs max_size, max_weight or both"
+            msg = f"{type(self).__name__} needs max_size, max_weight or both"
             raise ValueError(msg)
         if (self.max_weight is None) != (self.weigher is None):
             msg = "max_weight and weigher go together: give both or neither"

@@ -1,10 +1,19 @@
 """Expiry and eviction policies, and the protocols to write your own.
 
-`TTL`, `Idle` and `LRU` are also importable from `lapse` itself.
+`TTL`, `Idle`, `LRU`, `SIEVE`, `S3FIFO` and `WTinyLFU` are also importable from `lapse`.
 """
 
 from __future__ import annotations
 
+from ._eviction import (
+    S3FIFO,
+    SIEVE,
+    FrequencySketch,
+    S3FIFOEvictor,
+    SieveEvictor,
+    WTinyLFU,
+    WTinyLFUEvictor,
+)
 from ._policies import (
     LRU,
     TTL,
@@ -25,5 +34,12 @@ __all__ = [
     "KeyOrder",
     "LRU",
     "LRUEvictor",
+    "S3FIFO",
+    "S3FIFOEvictor",
+    "SIEVE",
+    "SieveEvictor",
     "TTL",
+    "FrequencySketch",
+    "WTinyLFU",
+    "WTinyLFUEvictor",
 ]
