@@ -50,6 +50,23 @@ def _lapse(n: int) -> Ops:
     return Ops(store.get, set_, store.__len__, is_async=True)
 
 
+def _lapse_with(policy_name: str) -> Callable[[int], Ops]:
+    """lapse with another eviction policy than LRU, to compare its get and set with LRU's."""
+
+    def build(n: int) -> Ops:
+        import lapse  # noqa: PLC0415
+
+        policy = getattr(lapse, policy_name)
+        store = lapse.MemoryStore(expiry=lapse.TTL(LONG_TTL), eviction=policy(n))
+
+        def set_(key: str, value: Any, ttl: float) -> Any:
+            return store.set(key, value, ttl=ttl)
+
+        return Ops(store.get, set_, store.__len__, is_async=True)
+
+    return build
+
+
 def _lapse_sync(n: int) -> Ops:
     from lapse import LRU, TTL, MemoryStore  # noqa: PLC0415
 
@@ -200,6 +217,10 @@ SUBJECTS = {
     for s in [
         Subject("lapse MemoryStore (TTL+LRU)", _lapse, bounded=True, per_key_ttl=True),
         Subject("lapse store.sync (TTL+LRU)", _lapse_sync, bounded=True, per_key_ttl=True),
+        *(
+            Subject(f"lapse MemoryStore (TTL+{p})", _lapse_with(p), bounded=True, per_key_ttl=True)
+            for p in ("SIEVE", "S3FIFO", "WTinyLFU")
+        ),
         Subject("dict floor", _dict, bounded=False, per_key_ttl=False),
         Subject("async floor", _async_dict, bounded=False, per_key_ttl=False),
         Subject("cachetools TLRUCache", _cachetools_tlru, bounded=True, per_key_ttl=True),

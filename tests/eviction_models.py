@@ -4,7 +4,8 @@ victims, in the same order.
 
 - SIEVE: Zhang et al., "SIEVE is Simpler than LRU", NSDI '24, Algorithm 1.
 - S3-FIFO: Yang et al., "FIFO queues are all you need for cache eviction", SOSP '23,
-  Algorithm 1 (small queue 10 %, ghost as large as main, move to main at 2 reads).
+  Algorithm 1 (small queue 10 %, ghost as large as main, move to main at 2 reads), with
+  libCacheSim's one change: a new key goes to main while small is full and the cache not.
 - W-TinyLFU: Einziger, Friedman and Manes, "TinyLFU", ACM ToS 2017, section 4 (window
   1 %, segmented main with 80 % protected), with lapse's own frequency sketch.
 """
@@ -81,8 +82,11 @@ class RefS3FIFO:
     def add(self, key: str) -> None:
         if key in self.freq:
             self.use(key)
-        elif key in self.ghost:
-            self.ghost.remove(key)
+        elif key in self.ghost or (
+            len(self.small) >= max(self.capacity // 10, 1) and len(self.freq) < self.capacity
+        ):  # libCacheSim's variant: to main while the cache is not yet full
+            if key in self.ghost:
+                self.ghost.remove(key)
             self.main.append(key)
             self.freq[key] = 0
         else:
@@ -97,7 +101,7 @@ class RefS3FIFO:
             self.small.remove(key)
             if key == self.evicting:
                 self.ghost.append(key)
-                if len(self.ghost) > max(len(self.main), 1):
+                if len(self.ghost) > max(self.capacity * 9 // 10, 1):
                     self.ghost.pop(0)
         else:
             self.main.remove(key)
