@@ -269,6 +269,8 @@ class SyncMemoryStore:
     _use: Callable[[str], None] | None = attrs.field(init=False)
     _weigh: Callable[[str, Any], int] | None = attrs.field(init=False)
     _max_size: int | None = attrs.field(init=False)  # a plain LRU(n): handled inline
+    _bound: int | None = attrs.field(init=False)  # the entry bound of an unweighted policy
+    _add: Callable[[str, int], None] | None = attrs.field(init=False)  # its evictor's add
     _simple: bool = attrs.field(init=False)  # set's fast path applies
     _buckets: dict[float, dict[str, None]] = attrs.field(init=False, factory=dict)
     _ids: SortedList[float] = attrs.field(init=False, factory=SortedList)
@@ -307,10 +309,11 @@ class SyncMemoryStore:
                 default=_INF,
             )
         eviction = self._eviction
-        # LRU without a weigher weighs every entry 1: no call needed.
-        unweighted = eviction is None or (type(eviction) is LRU and eviction.weigher is None)
+        # LRU (or SIEVE, S3FIFO, WTinyLFU) without a weigher weighs every entry 1: no call.
+        unweighted = eviction is None or (isinstance(eviction, LRU) and eviction.weigher is None)
         self._weigh = None if unweighted else eviction.weigh  # type: ignore[union-attr]
-        self._max_size = None
+        self._max_size = self._bound = None
+        self._add = None
         # set's fast path: constant lifetimes (TTL policies) and no weigher to call.
         self._simple = self._weigh is None and not self._tracks_use
         if eviction is None:
@@ -322,7 +325,10 @@ class SyncMemoryStore:
             self._evictor = evictor = eviction.evictor(order)
             self._use = evictor.use
             if unweighted and type(evictor) is LRUEvictor:
-                self._max_size = evictor.max_size
+                self._max_size = self._bound = evictor.max_size
+            elif unweighted:  # another of ours, counting entries: one add() call per set
+                self._add = evictor.add
+                self._bound = eviction.max_size  # type: ignore[attr-defined]
         # Our async get never yields, so a load need not read the store again after a miss.
         self._loader = Loader(
             self._clock,
@@ -845,7 +851,10 @@ class SyncMemoryStore:
                 if self._max_size is not None:
                     data.move_to_end(key)  # type: ignore[attr-defined]
             self._sets += 1
-            max_size = self._max_size
+            add = self._add
+            if add is not None:
+                add(key, 1)
+            max_size = self._bound
             if max_size is not None and len(data) > max_size:
                 self._trim(now)
             elif self._head <= now:
