@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import sys
+
+from collections.abc import Iterator
+
 import pytest
 
 from lapse import MemoryStore
@@ -19,3 +23,14 @@ def _clock() -> ManualClock:
 @pytest.fixture(name="store")
 def _store(clock: ManualClock) -> MemoryStore:
     return MemoryStore(clock=clock)
+
+
+@pytest.fixture(name="fast_switching")
+def _fast_switching() -> Iterator[None]:
+    """Switch threads as often as CPython allows, so that races show."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)

@@ -7,7 +7,7 @@ import math
 import sys
 import threading
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,17 +28,6 @@ from lapse.testing import ManualClock
 
 
 Event = tuple[str, Any, RemovalCause]
-
-
-@pytest.fixture(name="fast_switching")
-def _fast_switching() -> Iterator[None]:
-    """Switch threads as often as CPython allows, so that races show."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
 
 
 def run_threads(*targets: Callable[[], None]) -> list[BaseException]:

@@ -5,10 +5,7 @@ algorithms by the model-based tests (test_stateful.py, eviction_models.py)."""
 from __future__ import annotations
 
 import random
-import sys
 import threading
-
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,16 +15,6 @@ from lapse.testing import ManualClock
 
 
 POLICIES = [SIEVE, S3FIFO, WTinyLFU]
-
-
-@pytest.fixture(name="fast_switching")
-def _fast_switching() -> Iterator[None]:
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
 
 
 @pytest.mark.parametrize("policy", POLICIES)

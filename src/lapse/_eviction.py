@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from ._policies import LRU, KeyOrder
+from ._policies import LRU, KeyOrder, weights_of
 
 
 _READ_BUFFER = (
@@ -77,15 +77,9 @@ class _Weights:
 
     def rebuild(self, weigh: Callable[[str], int]) -> None:
         """Start again from the store's keys, in their order, after an interrupted change."""
-        old = dict(self._weights)
+        weights = weights_of(self.order, self._weights, weigh)  # type: ignore[attr-defined]
         self._reset()
-        for key in list(self.order):  # type: ignore[attr-defined]
-            weight = old.get(key)
-            if weight is None:
-                try:
-                    weight = weigh(key)
-                except Exception:  # noqa: BLE001 -- counted as weightless, never raised here
-                    weight = 0
+        for key, weight in weights.items():
             self.add(key, weight)  # type: ignore[attr-defined]
 
     def _reset(self) -> None:

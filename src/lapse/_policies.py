@@ -179,7 +179,24 @@ class EvictionPolicy(Protocol):
         ...
 
 
-def _positive_int_or_none(value: int | None, what: str) -> None:
+def weights_of(
+    order: KeyOrder, known: dict[str, int], weigh: Callable[[str], int]
+) -> dict[str, int]:
+    """The weight of each key of *order*, in order: the *known* one, or ``weigh(key)`` (a
+    weigher that raises counts as 0). For an evictor's ``rebuild``. Runtime: `O(n)`."""
+    fresh: dict[str, int] = {}
+    for key in list(order):
+        weight = known.get(key)
+        if weight is None:
+            try:
+                weight = weigh(key)
+            except Exception:  # noqa: BLE001 -- counted as weightless, never raised here
+                weight = 0
+        fresh[key] = weight
+    return fresh
+
+
+def positive_int_or_none(value: int | None, what: str) -> None:
     if value is None:
         return
     if not isinstance(value, int) or isinstance(value, bool):
@@ -219,8 +236,8 @@ class LRU:
     weigher: Callable[[str, Any], int] | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _positive_int_or_none(self.max_size, "max_size")
-        _positive_int_or_none(self.max_weight, "max_weight")
+        positive_int_or_none(self.max_size, "max_size")
+        positive_int_or_none(self.max_weight, "max_weight")
         if self.max_size is None and self.max_weight is None:
             msg = f"{type(self).__name__} needs max_size, max_weight or both"
             raise ValueError(msg)
@@ -319,19 +336,9 @@ class LRUEvictor:
         Keys that left the order lose their weight; keys without one are weighed with
         *weigh* (a weigher that raises counts as 0). Runtime complexity: `O(n)`.
         """
-        weights = self._weights
-        if weights is None:
+        if self._weights is None:
             return
-        fresh: dict[str, int] = {}
-        for key in list(self.order):
-            weight = weights.get(key)
-            if weight is None:
-                try:
-                    weight = weigh(key)
-                except Exception:  # noqa: BLE001 -- counted as weightless, never raised here
-                    weight = 0
-            fresh[key] = weight
-        self._weights = fresh
+        self._weights = fresh = weights_of(self.order, self._weights, weigh)
         self._weight = sum(fresh.values())
 
     def check(self, items: Sequence[tuple[str, object]]) -> None:

@@ -22,7 +22,7 @@ from . import _codec
 from ._clock import as_seconds
 from ._engine import expiry_tuple, ttl_seconds
 from ._loader import Loader, OnStoreError, own
-from ._policies import TTL, Idle
+from ._policies import TTL, Idle, positive_int_or_none
 from ._store import Stats, check_key
 from .exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
 
@@ -91,6 +91,7 @@ local function put(key, hard, payload, idle)
     if left < px then px = left end
   end
   redis.call('SET', key, '\0' .. hard .. '\0' .. payload, 'PX', px)
+  return true
 end
 local function deadline(ms)
   if ms == '' then return '' end
@@ -104,8 +105,7 @@ _IDLE_READ = (
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local hard, payload = split(v)
-put(KEYS[1], hard, payload, tonumber(ARGV[1]))
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if not put(KEYS[1], hard, payload, tonumber(ARGV[1])) then return false end
 if ARGV[2] == '1' then return v end
 return 1
 """
@@ -319,17 +319,6 @@ def _lifetimes(expiry: object) -> tuple[float | None, float | None]:
     return ttl, idle
 
 
-def _check_size(max_connections: object) -> None:
-    if max_connections is None:
-        return
-    if not isinstance(max_connections, int) or isinstance(max_connections, bool):
-        msg = f"max_connections must be an int, not {type(max_connections).__name__}"
-        raise TypeError(msg)
-    if max_connections < 1:
-        msg = f"max_connections must be at least 1, got {max_connections}"
-        raise ValueError(msg)
-
-
 class RedisStore:
     """The lapse store API on Redis: `MemoryStore`'s methods with Redis's own semantics.
 
@@ -427,7 +416,7 @@ class RedisStore:
         self._idle_ms = "" if self._idle is None else str(self._default_px)
         self._policy_ms = self._hard(None)
         self.timeout = as_seconds(timeout, what="timeout")
-        _check_size(max_connections)
+        positive_int_or_none(max_connections, "max_connections")
         if url is not None:
             size = max_connections or 100
             client = self._client(url, size)

@@ -58,6 +58,16 @@ Advance = Callable[[float], "Awaitable[None] | None"]
 """Moves the store's time forward by some seconds; may be a coroutine function."""
 
 
+async def _refused(call: Callable[[], Awaitable[Any]], error: type[Exception], what: str) -> None:
+    """Raise `AssertionError` unless ``await call()`` raises *error*; *what* was accepted."""
+    try:
+        await call()
+    except error:
+        return
+    msg = f"{what} was accepted"
+    raise AssertionError(msg)
+
+
 async def _advance(advance: Advance, seconds: float) -> None:
     result = advance(seconds)
     if result is not None:
@@ -277,22 +287,9 @@ class FullStoreContract(StoreContract):
         await _advance(advance, 10)
         assert await store.get("t") is None
         await store.set("s", "text")
-        for bad in ("s",):
-            try:
-                await store.incr(bad)
-            except TypeError:
-                pass
-            else:
-                msg = "incr() of a str was accepted"
-                raise AssertionError(msg)
+        await _refused(lambda: store.incr("s"), TypeError, "incr() of a str")
         assert await store.get("s") == "text"
-        try:
-            await store.incr("n", 1.5)
-        except TypeError:
-            pass
-        else:
-            msg = "a float delta was accepted"
-            raise AssertionError(msg)
+        await _refused(lambda: store.incr("n", 1.5), TypeError, "a float delta")
 
     async def test_ttl_expire_persist(self, store: Any, advance: Advance) -> None:
         """ttl() is the seconds left (inf: none; None: missing); expire() sets a new
@@ -324,13 +321,9 @@ class FullStoreContract(StoreContract):
         await store.set("k", "b", keep_ttl=True)
         await _advance(advance, 5)
         assert await store.get("k") == "b"
-        try:
-            await store.set("k", "c", ttl=5, keep_ttl=True)
-        except ValueError:
-            pass
-        else:
-            msg = "ttl with keep_ttl was accepted"
-            raise AssertionError(msg)
+        await _refused(
+            lambda: store.set("k", "c", ttl=5, keep_ttl=True), ValueError, "ttl with keep_ttl"
+        )
         assert await store.get("k") == "b"
         await _advance(advance, 5)
         assert await store.get("k") is None
@@ -408,13 +401,7 @@ class FullStoreContract(StoreContract):
             lambda: store.update(1, lambda v: v),
         ]
         for call in calls:
-            try:
-                await call()
-            except TypeError:
-                pass
-            else:
-                msg = "a non-str key was accepted"
-                raise AssertionError(msg)
+            await _refused(call, TypeError, "a non-str key")
         for ttl in (0, -1, math.nan):
             bad_calls: list[Callable[[], Awaitable[Any]]] = [
                 lambda ttl=ttl: store.expire("k", ttl),  # type: ignore[misc]
@@ -422,13 +409,7 @@ class FullStoreContract(StoreContract):
                 lambda ttl=ttl: store.set_many({"k": "new"}, ttl=ttl),  # type: ignore[misc]
             ]
             for bad in bad_calls:
-                try:
-                    await bad()
-                except ValueError:
-                    pass
-                else:
-                    msg = f"ttl={ttl!r} was accepted"
-                    raise AssertionError(msg)
+                await _refused(bad, ValueError, f"ttl={ttl!r}")
         assert await store.get("k") == "old"
         assert await store.get("new") is None
 
