@@ -188,7 +188,7 @@ def test_an_interrupted_write_leaves_the_store_consistent(step: int, policy: typ
     def tracer(frame: Any, event: str, arg: Any) -> Any:
         nonlocal calls
         if event == "call" and frame.f_code.co_filename.endswith(
-            ("_engine.py", "_policies.py", "_eviction.py")
+            ("_engine.py", "_expiry_index.py", "_sync_store.py", "_policies.py", "_eviction.py")
         ):
             calls += 1
             if calls == step:

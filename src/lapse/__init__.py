@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from ._cached import AsyncCachedFunction, CachedFunction, cached
 from ._clock import Clock
-from ._engine import SyncMemoryStore
 from ._eviction import S3FIFO, SIEVE, WTinyLFU
 from ._loader import get_or_set
 from ._memory import MemoryStore
 from ._policies import LRU, TTL, Idle
 from ._store import FullStore, RemovalCause, Stats, Store
+from ._sync_store import SyncMemoryStore
 
 
 __all__ = [

@@ -13,10 +13,11 @@ from typing import Any, TypeVar, overload
 import attrs
 
 from ._clock import Clock, monotonic
-from ._engine import OnRemove, SyncMemoryStore, TTLArg
+from ._engine import OnRemove, TTLArg
 from ._loader import Loader, OnStoreError, own
 from ._policies import EvictionPolicy, ExpiryPolicy
 from ._store import Stats
+from ._sync_store import SyncMemoryStore
 
 
 T = TypeVar("T")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
@@ -354,3 +356,124 @@ class LRUEvictor:
     def weight(self) -> int:
         """The total weight of the keys present."""
         return self._weight
+
+
+# -- checking and folding a store's policies ---------------------------------------------
+
+
+def ttl_seconds(ttl: float | timedelta | None) -> float | None:
+    """A per-key ``ttl=`` argument in seconds (``None`` stays ``None``), checked."""
+    if ttl is None:
+        return None
+    if (ttl.__class__ is float and ttl > 0) or (ttl.__class__ is int and 0 < ttl < 2**62):
+        return ttl  # the common cases, fast
+    return as_seconds(ttl, what="ttl")
+
+
+def check_lifetime(seconds: float, policy: object) -> float:
+    """A lifetime an expiry policy returned, refused if NaN (it would corrupt the index)."""
+    if math.isnan(seconds):
+        msg = f"{policy!r} returned NaN as a lifetime"
+        raise ValueError(msg)
+    return seconds
+
+
+def _is_expiry_policy(policy: object) -> bool:
+    return callable(getattr(policy, "after_write", None)) and callable(
+        getattr(policy, "after_use", None)
+    )
+
+
+def expiry_tuple(expiry: object) -> tuple[ExpiryPolicy, ...]:
+    """Return *expiry* (one policy, a tuple or list of them, or ``None``) as a tuple."""
+    if expiry is None:
+        return ()
+    if _is_expiry_policy(expiry):
+        return (expiry,)  # type: ignore[return-value]
+    policies = tuple(expiry) if isinstance(expiry, (tuple, list)) else (expiry,)
+    for policy in policies:
+        if not _is_expiry_policy(policy):
+            msg = f"expiry must be an expiry policy or a tuple of them, got {policy!r}"
+            raise TypeError(msg)
+    return policies
+
+
+def check_store_arguments(eviction: object, clock: object, on_remove: object) -> None:
+    """Check the arguments of a `MemoryStore` (or `SyncMemoryStore`) but *expiry*."""
+    if eviction is not None and not (
+        callable(getattr(eviction, "weigh", None)) and callable(getattr(eviction, "evictor", None))
+    ):
+        msg = f"eviction must be an eviction policy such as LRU(...), got {eviction!r}"
+        raise TypeError(msg)
+    if not callable(clock):
+        msg = f"clock must be a callable returning seconds, got {clock!r}"
+        raise TypeError(msg)
+    if on_remove is not None:
+        if not callable(on_remove):
+            msg = f"on_remove must be callable or None, got {on_remove!r}"
+            raise TypeError(msg)
+        if inspect.iscoroutinefunction(on_remove) or inspect.iscoroutinefunction(
+            getattr(on_remove, "__call__", None)  # noqa: B004 -- an async __call__
+        ):
+            msg = (
+                f"on_remove must be a plain function, not a coroutine function ({on_remove!r}): "
+                "it runs inside the operation, which cannot await it"
+            )
+            raise TypeError(msg)
+
+
+class FoldedExpiry(NamedTuple):
+    """A store's expiry policies, folded into what its hot paths test."""
+
+    tracks_use: bool
+    """Some policy sets use deadlines: entries carry two deadlines and reads lock."""
+    fixed_ttl: float | None
+    """The write lifetime when it is the same for every entry (``inf``: none), else ``None``."""
+    fixed_idle: float | None
+    """The use lifetime when it is the same for every entry, else ``None``."""
+
+
+def fold_expiry(policies: tuple[ExpiryPolicy, ...]) -> FoldedExpiry:
+    """Fold `TTL` and `Idle` policies into constant lifetimes; others are asked each time."""
+    tracks_use = not all(type(policy) is TTL for policy in policies)
+    if not all(type(policy) in (TTL, Idle) for policy in policies):
+        return FoldedExpiry(tracks_use, None, None)
+    ttl = min((p.seconds for p in policies if type(p) is TTL), default=math.inf)
+    idle = min((p.seconds for p in policies if type(p) is Idle), default=math.inf)
+    return FoldedExpiry(tracks_use, ttl, idle)
+
+
+class FoldedEviction(NamedTuple):
+    """A store's eviction policy, folded into what its hot paths call."""
+
+    data: dict[str, Any]
+    """The store's dict: an `OrderedDict` (the evictor's key order) under a policy."""
+    evictor: Evictor | None
+    use: Callable[[str], None] | None
+    """The evictor's lock-free ``use``."""
+    weigh: Callable[[str, Any], int] | None
+    """The policy's ``weigh``; ``None`` when every entry weighs 1 (no call)."""
+    max_size: int | None
+    """The bound of a plain, unweighted `LRU`: its order is kept inline by ``set``."""
+    bound: int | None
+    """The entry bound of any unweighted policy: ``set`` compares ``len()`` with it."""
+    add: Callable[[str, int], None] | None
+    """The evictor's ``add``, for an unweighted policy other than `LRU`."""
+
+
+def fold_eviction(eviction: EvictionPolicy | None) -> FoldedEviction:
+    """Make the evictor of one store and fold *eviction* into its hot paths' terms."""
+    if eviction is None:
+        return FoldedEviction({}, None, None, None, None, None, None)
+    # LRU (or SIEVE, S3FIFO, WTinyLFU) without a weigher weighs every entry 1: no call.
+    unweighted = isinstance(eviction, LRU) and eviction.weigher is None
+    order: OrderedDict[str, Any] = OrderedDict()
+    evictor = eviction.evictor(order)
+    weigh = None if unweighted else eviction.weigh
+    if unweighted and type(evictor) is LRUEvictor:
+        bound = evictor.max_size
+        return FoldedEviction(order, evictor, evictor.use, weigh, bound, bound, None)
+    if unweighted:  # another of ours, counting entries: one add() call per set
+        bound = eviction.max_size  # type: ignore[attr-defined]
+        return FoldedEviction(order, evictor, evictor.use, weigh, None, bound, evictor.add)
+    return FoldedEviction(order, evictor, evictor.use, weigh, None, None, None)

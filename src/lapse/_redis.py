@@ -20,9 +20,8 @@ import anyio
 
 from . import _codec
 from ._clock import as_seconds
-from ._engine import expiry_tuple, ttl_seconds
 from ._loader import Loader, OnStoreError, own
-from ._policies import TTL, Idle, positive_int_or_none
+from ._policies import TTL, Idle, expiry_tuple, positive_int_or_none, ttl_seconds
 from ._store import Stats, check_key
 from .exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
 
