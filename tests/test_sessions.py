@@ -560,3 +560,33 @@ async def test_reads_near_the_absolute_end_write_nothing() -> None:
             frozen.tick(10)
             assert await manager.get(sid) == {"n": 1}
         assert store.stats().sets == sets
+
+
+def test_the_default_store_is_bounded_by_sieve() -> None:
+    """The default store: 100 000 entries under SIEVE, the policy that kept every user
+    through the floods of benchmarks/session_flood.py."""
+    from lapse import SIEVE  # noqa: PLC0415
+
+    store = SessionManager().store
+    assert isinstance(store, MemoryStore)
+    assert store.eviction == SIEVE(100_000)
+
+
+@pytest.mark.parametrize("how", ["create", "regenerate"])
+async def test_a_login_survives_a_flood_of_one_time_sessions(how: str) -> None:
+    """A login counts as a use of the session and of its index: on a SIEVE-bounded
+    store, anonymous sessions nobody comes back to are evicted before them."""
+    from lapse import SIEVE  # noqa: PLC0415
+
+    manager = SessionManager(store=MemoryStore(eviction=SIEVE(50)))
+    regulars = [await manager.create({"n": n}, user=n) for n in range(5)]
+    for sid in regulars:
+        assert await manager.get(sid) is not None
+    if how == "create":
+        sid = await manager.create({"user_id": "new"}, user="new")
+    else:
+        sid = await manager.regenerate(await manager.create({"cart": 1}), user="new")  # type: ignore[assignment]
+    for _ in range(500):  # ten times the bound, none of them ever read again
+        await manager.create({"csrf": "x"})
+    assert await manager.get(sid) is not None
+    assert all([await manager.get(regular) is not None for regular in regulars])

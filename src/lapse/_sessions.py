@@ -28,8 +28,8 @@ import attrs
 
 from ._clock import as_seconds
 from ._cookies import HOST_PREFIX, Cookie, Headers
+from ._eviction import SIEVE
 from ._memory import MemoryStore
-from ._policies import LRU
 from ._session import DEFAULT, Lifetimes, Loaded, Session
 from ._session_index import Entry, UserIndex, decode_index, user_key
 from ._session_record import Record, Renewal, decode, dumps
@@ -176,9 +176,12 @@ class SessionManager:
 
     Attributes:
         store: Any `lapse.Store`. The default is a `MemoryStore` bounded to 100 000
-            entries by `LRU`. A store with ``update`` (`AtomicStore`) makes concurrent
-            saves safe; one with ``expire`` refreshes the idle deadline without rewriting
-            the session. A store whose serializer may run code is refused.
+            entries by `SIEVE`, which keeps logged-in users through a flood of one-time
+            anonymous sessions (see "Sessions under a flood" in the eviction guide). A
+            store with ``update`` (`AtomicStore`) makes concurrent saves safe; one with
+            ``expire`` refreshes the idle deadline without rewriting the session; on one
+            with ``touch``, a login counts as a use of the session and of the user's
+            index. A store whose serializer may run code is refused.
         idle_timeout: A session ends this long after its last request (seconds or a
             timedelta; ``None``: never). Default 30 minutes.
         absolute_timeout: A session ends this long after it was created, whatever
@@ -231,7 +234,7 @@ class SessionManager:
     *max_sessions_per_user*, *principal_keys*, *on_store_error*.
     """
 
-    store: Store = attrs.field(factory=lambda: MemoryStore(eviction=LRU(100_000)))
+    store: Store = attrs.field(factory=lambda: MemoryStore(eviction=SIEVE(100_000)))
     idle_timeout: float | timedelta | None = timedelta(minutes=30)
     absolute_timeout: float | timedelta | None = timedelta(hours=8)
     cookie_name: str = "session_id"
@@ -565,6 +568,11 @@ class SessionManager:
         for gone in dropped:
             self._event("revoked", gone)
             await self.store.delete(gone)
+        if listed and callable(touch := getattr(self.store, "touch", None)):
+            # A login is a use of the session and of the index: a frequency-aware
+            # policy (S3FIFO, WTinyLFU) then ranks them above one-time anonymous sessions.
+            await touch(key)
+            await touch(user_key(self.key_prefix, record.user))
         return bool(listed)
 
     async def _unlist(self, user: Any, keys: set[str]) -> None:
