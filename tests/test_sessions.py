@@ -590,3 +590,18 @@ async def test_a_login_survives_a_flood_of_one_time_sessions(how: str) -> None:
         await manager.create({"csrf": "x"})
     assert await manager.get(sid) is not None
     assert all([await manager.get(regular) is not None for regular in regulars])
+
+
+async def test_a_touch_that_fails_does_not_undo_a_login() -> None:
+    """The login's touch is a hint: a store failing on it leaves the login done, logged."""
+    from lapse.exceptions import StoreError  # noqa: PLC0415
+
+    class TouchFails(MemoryStore):
+        async def touch(self, key: str) -> bool:
+            msg = "the store is down"
+            raise StoreError(msg)
+
+    manager = SessionManager(store=TouchFails())
+    sid = await manager.create({"user_id": 1}, user=1)
+    assert await manager.get(sid) == {"user_id": 1}
+    assert manager.stats().store_errors == 1

@@ -569,10 +569,14 @@ class SessionManager:
             self._event("revoked", gone)
             await self.store.delete(gone)
         if listed and callable(touch := getattr(self.store, "touch", None)):
-            # A login is a use of the session and of the index: a frequency-aware
-            # policy (S3FIFO, WTinyLFU) then ranks them above one-time anonymous sessions.
-            await touch(key)
-            await touch(user_key(self.key_prefix, record.user))
+            # A login is a use of the session and of the index: an eviction policy
+            # then ranks them above one-time anonymous sessions. Only a hint: the login
+            # is done, so a store failing here does not undo it.
+            try:
+                await touch(key)
+                await touch(user_key(self.key_prefix, record.user))
+            except StoreError as e:
+                self._event("store_errors", key, level=logging.WARNING, detail=f" on touch: {e}")
         return bool(listed)
 
     async def _unlist(self, user: Any, keys: set[str]) -> None:
