@@ -150,7 +150,6 @@ class Engine(ExpiryIndex):
     _evictor: Evictor | None = attrs.field(init=False)
     _use: Callable[[str], None] | None = attrs.field(init=False)
     _weigh: Callable[[str, Any], int] | None = attrs.field(init=False)
-    _max_size: int | None = attrs.field(init=False)  # a plain LRU(n): handled inline
     _bound: int | None = attrs.field(init=False)  # the entry bound of an unweighted policy
     _add: Callable[[str, int], None] | None = attrs.field(init=False)  # its evictor's add
     _simple: bool = attrs.field(init=False)  # set's fast path applies
@@ -179,7 +178,6 @@ class Engine(ExpiryIndex):
             self._evictor,
             self._use,
             self._weigh,
-            self._max_size,
             self._bound,
             self._add,
         ) = fold_eviction(self._eviction)
@@ -471,6 +469,9 @@ class Engine(ExpiryIndex):
             if old is None:
                 data[key] = (hard, value)
                 self._index(key, hard)
+                add = self._add
+                if add is not None:  # LRU's order has it at the newest end already
+                    add(key, 1)
             else:
                 data[key] = (hard, value)
                 expires = old[0]
@@ -489,12 +490,10 @@ class Engine(ExpiryIndex):
                             self._head = hard
                 if self._on_remove is not None:
                     self._events.append((key, old[1], _REPLACED))
-                if self._max_size is not None:
-                    data.move_to_end(key)  # type: ignore[attr-defined]
+                use = self._use
+                if use is not None:  # unweighted, a rewrite is a use: LRU's move_to_end
+                    use(key)
             self._sets += 1
-            add = self._add
-            if add is not None:
-                add(key, 1)
             max_size = self._bound
             if max_size is not None and len(data) > max_size:
                 self._trim(now)

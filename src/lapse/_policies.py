@@ -453,27 +453,25 @@ class FoldedEviction(NamedTuple):
     """The evictor's lock-free ``use``."""
     weigh: Callable[[str, Any], int] | None
     """The policy's ``weigh``; ``None`` when every entry weighs 1 (no call)."""
-    max_size: int | None
-    """The bound of a plain, unweighted `LRU`: its order is kept inline by ``set``."""
     bound: int | None
     """The entry bound of any unweighted policy: ``set`` compares ``len()`` with it."""
     add: Callable[[str, int], None] | None
-    """The evictor's ``add``, for an unweighted policy other than `LRU`."""
+    """The evictor's ``add``, for a new key under an unweighted policy other than `LRU`
+    (whose order has a new key at the newest end already); a rewrite calls ``use``."""
 
 
 def fold_eviction(eviction: EvictionPolicy | None) -> FoldedEviction:
     """Make the evictor of one store and fold *eviction* into its hot paths' terms."""
     if eviction is None:
-        return FoldedEviction({}, None, None, None, None, None, None)
+        return FoldedEviction({}, None, None, None, None, None)
     # LRU (or SIEVE, S3FIFO, WTinyLFU) without a weigher weighs every entry 1: no call.
     unweighted = isinstance(eviction, LRU) and eviction.weigher is None
     order: OrderedDict[str, Any] = OrderedDict()
     evictor = eviction.evictor(order)
     weigh = None if unweighted else eviction.weigh
     if unweighted and type(evictor) is LRUEvictor:
-        bound = evictor.max_size
-        return FoldedEviction(order, evictor, evictor.use, weigh, bound, bound, None)
+        return FoldedEviction(order, evictor, evictor.use, weigh, evictor.max_size, None)
     if unweighted:  # another of ours, counting entries: one add() call per set
         bound = eviction.max_size  # type: ignore[attr-defined]
-        return FoldedEviction(order, evictor, evictor.use, weigh, None, bound, evictor.add)
-    return FoldedEviction(order, evictor, evictor.use, weigh, None, None, None)
+        return FoldedEviction(order, evictor, evictor.use, weigh, bound, evictor.add)
+    return FoldedEviction(order, evictor, evictor.use, weigh, None, None)
