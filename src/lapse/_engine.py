@@ -455,9 +455,12 @@ class Engine(ExpiryIndex):
         try:
             if self._dirty:
                 self._rebuild()
-            now = time.monotonic() if self._default_clock else self._clock()
-            if now != now:  # NaN  # noqa: PLR0124
-                raise _nan_clock(self._clock)  # noqa: TRY301
+            if self._default_clock:  # time.monotonic() is never NaN
+                now = time.monotonic()
+            else:
+                now = self._clock()
+                if now != now:  # NaN  # noqa: PLR0124
+                    raise _nan_clock(self._clock)  # noqa: TRY301
             hard = now + (self._fixed_ttl if seconds is None else seconds)  # type: ignore[operator]
             if self._tickets:
                 self._loader.invalidate(key)  # a write wins over loads that started before it
@@ -503,14 +506,13 @@ class Engine(ExpiryIndex):
             self._dirty = True  # maybe half-way: rebuilt by the next operation
             raise
         finally:
-            events: list[_Event] | None = self._events  # under the lock: this operation's
+            events = self._events  # under the lock: this operation's
             if events:
                 self._events = []
-            else:
-                events = None  # the shared empty list: others may fill it once released
-            lock.release()
-            if events is not None:
+                lock.release()
                 self._notify(events)
+            else:  # the shared empty list: others may fill it once released
+                lock.release()
 
     @_locked
     def _store_load(self, key: str, value: Any, ttl: TTLArg, ticket: Any) -> None:
