@@ -74,3 +74,50 @@ def test_eviction_takes_expired_entries_across_buckets_first() -> None:
     assert causes.count(RemovalCause.EVICTED) == 0
     assert sorted(store.keys()) == ["k3", "k4", "n0", "n1", "n2"]
     store._check_invariants()
+
+
+class _ShortAfterUse:
+    """Entries live 5 s from their last use; the keys in *short*, 0.2 s."""
+
+    def __init__(self) -> None:
+        self.short: set[str] = set()
+
+    def after_write(self, key: str, value: object) -> float:
+        return float("inf")
+
+    def after_use(self, key: str, value: object) -> float:
+        return 0.2 if key in self.short else 5.0
+
+
+def test_a_deadline_moved_earlier_within_its_bucket_moves_the_head() -> None:
+    """A use that brings a deadline before every other one, without leaving its bucket:
+    len() and the purge see it expire at once (the head once stayed behind)."""
+    clock = ManualClock(0.5)
+    policy = _ShortAfterUse()
+    store = SyncMemoryStore(expiry=policy, clock=clock)
+    store.set("a", "long")  # deadline 5.5: the head
+    clock.advance(0.4)
+    store.set("b", "short")  # deadline 5.9
+    clock.advance(4.15)  # 5.05
+    policy.short.add("b")
+    assert store.get("b") == "short"  # deadline 5.25, before a's
+    store._check_invariants()
+    clock.advance(0.25)  # 5.3: b has expired, a has not
+    assert len(store) == 1
+    assert store.purge_expired() == 1
+    assert list(store.keys()) == ["a"]
+
+
+def test_a_rewrite_to_an_earlier_deadline_in_the_same_bucket_moves_the_head() -> None:
+    """set's inlined path: a rewrite whose deadline comes before every other one, in the
+    same second, is seen by len() as soon as it passes."""
+    clock = ManualClock(0.0)
+    store = SyncMemoryStore(clock=clock)
+    store.set("a", 1, ttl=5.5)  # the head
+    store.set("k", 1, ttl=5.9)
+    store.set("k", 2, ttl=5.2)  # bucket 5 still, and now the earliest
+    store._check_invariants()
+    clock.advance(5.3)
+    assert len(store) == 1
+    assert store.purge_expired() == 1
+    assert list(store.keys()) == ["a"]

@@ -481,7 +481,10 @@ class Engine(ExpiryIndex):
                 # _reindex inlined for two finite deadlines in plain buckets.
                 if expires == _INF or hard == _INF or self._exact:  # noqa: PLR1714
                     self._reindex(key, expires, hard)
-                elif (old_id := expires // 1.0) != (new_id := hard // 1.0):
+                elif (old_id := expires // 1.0) == (new_id := hard // 1.0):
+                    if hard < self._head:  # noqa: PLR1730 -- within its bucket, earlier
+                        self._head = hard
+                else:
                     buckets = self._buckets
                     del buckets[old_id][key]
                     bucket = buckets.get(new_id)

@@ -131,13 +131,16 @@ class ExpiryIndex:
                     self._head = exact.first()[0]  # the next deadline, exactly
 
     def _reindex(self, key: str, old: float, new: float) -> None:
-        """Move *key* from the deadline *old* to *new*: nothing to do within one bucket."""
+        """Move *key* from the deadline *old* to *new*: within one bucket, only the head
+        may move."""
         if old == new or (
             old != _INF  # noqa: PLR1714 -- a tuple costs an allocation
             and new != _INF
             and (bucket_id := old // 1.0) == new // 1.0
             and (not self._exact or bucket_id not in self._exact)
         ):
+            if new < self._head:  # noqa: PLR1730
+                self._head = new
             return
         self._unindex(key, old)
         self._index(key, new)
