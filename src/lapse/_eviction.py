@@ -246,25 +246,22 @@ class S3FIFOEvictor(_Buffered):
     # Each queue is an OrderedDict, oldest first: taking the oldest of a plain dict that
     # keeps losing its first keys scans the dead slots, O(n) per eviction until it resizes.
     # small and main map each key to its read count.
-    _small: collections.OrderedDict[str, int] = attrs.field(init=False)
-    _main: collections.OrderedDict[str, int] = attrs.field(init=False)
-    _ghost: collections.OrderedDict[str, None] = attrs.field(init=False)
+    _small: collections.OrderedDict[str, int] = attrs.field(
+        init=False, factory=collections.OrderedDict
+    )
+    _main: collections.OrderedDict[str, int] = attrs.field(
+        init=False, factory=collections.OrderedDict
+    )
+    _ghost: collections.OrderedDict[str, None] = attrs.field(
+        init=False, factory=collections.OrderedDict
+    )
     _small_units: int = attrs.field(init=False, default=0)
     _evicting: str | None = attrs.field(init=False, default=None)
 
-    def __attrs_post_init__(self) -> None:
-        super().__attrs_post_init__()
-        self._queues()
-        self._ghost = collections.OrderedDict()
-
-    def _queues(self) -> None:
-        self._small = collections.OrderedDict()
-        self._main = collections.OrderedDict()
-        self._small_units = 0
-
     def _reset(self) -> None:
         super()._reset()
-        self._queues()
+        self._small, self._main = collections.OrderedDict(), collections.OrderedDict()
+        self._small_units = 0
         self._reads.clear()
 
     def _hit(self, key: str) -> None:
@@ -277,10 +274,9 @@ class S3FIFOEvictor(_Buffered):
         if self._reads:
             self._drain()
         if key in self._weights:
-            if self.max_weight is not None:
-                if key in self._small:
-                    self._small_units += weight - self._weights[key]
-                self._weigh_in(key, weight)
+            if key in self._small:
+                self._small_units += weight - self._weights[key]
+            self._weigh_in(key, weight)
             self._hit(key)
             return
         self._weigh_in(key, weight)
