@@ -40,11 +40,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
-import attrs
-
 from ._clock import Clock, monotonic
 from ._expiry_index import ExpiryIndex
-from ._loader import DELETE, Loader, own
+from ._loader import DELETE, Loader
 from ._policies import (
     EvictionPolicy,
     Evictor,
@@ -85,6 +83,10 @@ def _reentered() -> ReentrantCallError:
         "a weigher, an expiry policy or an update() function must not use the store that calls it "
         "(it runs under the store's lock, in the middle of a write)"
     )
+
+
+def _weight_of(weigh: Callable[[str, Any], int] | None, values: dict[str, Any], key: str) -> int:
+    return 1 if weigh is None else weigh(key, values[key])
 
 
 def _locked(
@@ -128,50 +130,70 @@ def _locked(
     return run
 
 
-@attrs.define(kw_only=True, eq=False, repr=False)
 class Engine(ExpiryIndex):
     """The state of an in-memory store, its primitives and its hot paths.
 
     Not used alone: `SyncMemoryStore` is this with every other operation. The primitives
     (``_live``, ``_read``, ``_prepare``, ``_write``, ``_drop``, ``_trim``) run under the
     lock, which ``@_locked`` holds; `get` and `set` inline them for the common cases.
+    A plain class with slots (mypyc compiles it in the compiled build).
     """
 
-    _expiry: Expiry = None
-    _eviction: EvictionPolicy | None = None
-    _clock: Clock = monotonic
-    _on_remove: OnRemove | None = None
-    _policies: tuple[ExpiryPolicy, ...] = attrs.field(init=False)
-    _tracks_use: bool = attrs.field(init=False)
-    _default_clock: bool = attrs.field(init=False)
-    _fixed_ttl: float | None = attrs.field(init=False)  # the write lifetime, if constant
-    _fixed_idle: float | None = attrs.field(init=False)  # the use lifetime, if constant
-    _data: dict[str, Entry] = attrs.field(init=False)
-    _evictor: Evictor | None = attrs.field(init=False)
-    _use: Callable[[str], None] | None = attrs.field(init=False)
-    _weigh: Callable[[str, Any], int] | None = attrs.field(init=False)
-    _bound: int | None = attrs.field(init=False)  # the entry bound of an unweighted policy
-    _add: Callable[[str, int], None] | None = attrs.field(init=False)  # its evictor's add
-    _simple: bool = attrs.field(init=False)  # set's fast path applies
-    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
-    _calling: int | None = attrs.field(init=False, default=None)  # thread in a callback
-    _dirty: bool = attrs.field(init=False, default=False)  # derived state needs a rebuild
-    _events: list[_Event] = attrs.field(init=False, factory=list)
-    _hits: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
-    _misses: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
-    _sets: int = attrs.field(init=False, default=0)
-    _deletes: int = attrs.field(init=False, default=0)
-    _evictions: int = attrs.field(init=False, default=0)
-    _expirations: int = attrs.field(init=False, default=0)
-    _loader: Loader = attrs.field(init=False)
-    _tickets: dict[str, Any] = attrs.field(init=False)
+    __slots__ = (
+        "_add", "_bound", "_calling", "_clock", "_default_clock", "_deletes", "_dirty",
+        "_events", "_evictions", "_eviction", "_evictor", "_expirations", "_expiry",
+        "_fixed_idle", "_fixed_ttl", "_hits", "_loader", "_lock", "_misses", "_on_remove",
+        "_policies", "_sets", "_simple", "_tickets", "_tracks_use", "_use", "_weigh",
+    )  # fmt: skip
 
-    def __attrs_post_init__(self) -> None:
-        self._policies = policies = expiry_tuple(self._expiry)
-        check_store_arguments(self._eviction, self._clock, self._on_remove)
+    _expiry: Expiry
+    _eviction: EvictionPolicy | None
+    _clock: Clock
+    _on_remove: OnRemove | None
+    _policies: tuple[ExpiryPolicy, ...]
+    _tracks_use: bool
+    _default_clock: bool
+    _fixed_ttl: float | None  # the write lifetime, if constant
+    _fixed_idle: float | None  # the use lifetime, if constant
+    _evictor: Evictor | None
+    _use: Callable[[str], None] | None
+    _weigh: Callable[[str, Any], int] | None
+    _bound: int | None  # the entry bound of an unweighted policy
+    _add: Callable[[str, int], None] | None  # its evictor's add
+    _simple: bool  # set's fast path applies
+    _lock: threading.Lock
+    _calling: int | None  # the thread in a callback
+    _dirty: bool  # derived state needs a rebuild
+    _events: list[_Event]
+    _hits: itertools.count[int]
+    _misses: itertools.count[int]
+    _sets: int
+    _deletes: int
+    _evictions: int
+    _expirations: int
+    _loader: Loader
+    _tickets: dict[str, Any]
+
+    def __init__(
+        self,
+        *,
+        expiry: Expiry = None,
+        eviction: EvictionPolicy | None = None,
+        clock: Clock = monotonic,
+        on_remove: OnRemove | None = None,
+    ) -> None:
+        super().__init__()
+        self._policies = policies = expiry_tuple(expiry)
+        check_store_arguments(eviction, clock, on_remove)
+        self._expiry, self._eviction, self._clock, self._on_remove = (
+            expiry,
+            eviction,
+            clock,
+            on_remove,
+        )
         # The default clock is read inline: time.monotonic, looked up at call time as
         # monotonic() does, so freezegun still moves it.
-        self._default_clock = self._clock is monotonic
+        self._default_clock = clock is monotonic
         self._tracks_use, self._fixed_ttl, self._fixed_idle = fold_expiry(policies)
         (
             self._data,
@@ -180,10 +202,18 @@ class Engine(ExpiryIndex):
             self._weigh,
             self._bound,
             self._add,
-        ) = fold_eviction(self._eviction)
+        ) = fold_eviction(eviction)
         # set's fast path: constant lifetimes (TTL policies) and no weigher to call.
         self._simple = self._weigh is None and not self._tracks_use
+        self._lock = threading.Lock()
+        self._calling = None
+        self._dirty = False
+        self._events = []
+        self._hits = itertools.count()
+        self._misses = itertools.count()
+        self._sets = self._deletes = self._evictions = self._expirations = 0
         # Our async get never yields, so a load need not read the store again after a miss.
+        # get_or_set and @cached find this loader by its name (see loader_for).
         self._loader = Loader(
             self._clock,
             recheck=False,
@@ -191,7 +221,6 @@ class Engine(ExpiryIndex):
             store_load=self._store_load,
             write_ttl=self._write_ttl,
         )
-        own(self, self._loader)
         self._tickets = self._loader.tickets  # loads in progress, by key
 
     def __repr__(self) -> str:
@@ -240,7 +269,7 @@ class Engine(ExpiryIndex):
         if rebuild is not None:
             weigh = self._weigh
             values = {key: entry[1] for key, entry in items}
-            rebuild(lambda key: 1 if weigh is None else weigh(key, values[key]))
+            rebuild(functools.partial(_weight_of, weigh, values))
         self._dirty = False
 
     @_locked

@@ -20,8 +20,6 @@ import math
 
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from sortedcontainers import SortedList
 
 from ._store import RemovalCause
@@ -79,24 +77,36 @@ class _Ordered:
         return self.items[self.start :]
 
 
-@attrs.define(kw_only=True, eq=False, repr=False)
 class ExpiryIndex:
     """The index half of the engine: every method runs under the store's lock.
 
     Runtime complexity: adding, removing or moving a key is `O(1)` within a bucket the
     clock has not reached, and `O(log b)` for *b* buckets when one appears or empties;
     in a reached bucket of *m* keys, `O(log m)` plus a memory move of at most *m* items.
+
+    A plain class with slots, not attrs: the engine compiles with mypyc, which compiles
+    plain classes only.
     """
 
-    _buckets: dict[float, dict[str, None]] = attrs.field(init=False, factory=dict)
-    _ids: SortedList[float] = attrs.field(init=False, factory=SortedList)
-    _exact: dict[float, _Ordered] = attrs.field(init=False, factory=dict)
-    _head: float = attrs.field(init=False, default=_INF)  # in the first bucket
-    _busy: bool = attrs.field(init=False, default=False)  # changing state, under the lock
-    if TYPE_CHECKING:  # the engine's
-        _data: dict[str, tuple[Any, ...]]
+    __slots__ = ("_buckets", "_busy", "_data", "_exact", "_head", "_ids")
 
-        def _forget(self, key: str, entry: tuple[Any, ...], cause: RemovalCause) -> None: ...
+    _buckets: dict[float, dict[str, None]]
+    _ids: SortedList[float]
+    _exact: dict[float, _Ordered]
+    _head: float  # in the first bucket
+    _busy: bool  # changing state, under the lock
+    _data: dict[str, tuple[Any, ...]]  # the engine's entries, the truth
+
+    def __init__(self) -> None:
+        self._buckets = {}
+        self._ids = SortedList()
+        self._exact = {}
+        self._head = _INF
+        self._busy = False
+
+    def _forget(self, key: str, entry: tuple[Any, ...], cause: RemovalCause) -> None:
+        """After *key* left the dict and the index: the engine's bookkeeping."""
+        raise NotImplementedError
 
     def _index(self, key: str, expires: float) -> None:
         if expires == _INF:

@@ -557,16 +557,12 @@ _loaders_by_id: dict[int, Loader] = {}
 _registry_lock = threading.Lock()
 
 
-def own(store: Any, loader: Loader) -> None:
-    """Make *loader* the loader of *store*, for `loader_for` (a store calls it once, when
-    it is made; *store* must be hashable and weakly referenceable)."""
-    with _registry_lock:
-        _loaders[store] = loader
-
-
 def loader_for(store: Any) -> Loader:
-    """Return the loader of *store*: its own (see `own`), or one made here and kept for the
-    store's lifetime."""
+    """Return the loader of *store*: its own ``_loader`` (lapse's stores have one, and it
+    knows their fast paths), or one made here and kept for the store's lifetime."""
+    own = getattr(store, "_loader", None)
+    if isinstance(own, Loader):
+        return own
     with _registry_lock:
         try:
             loader = _loaders.get(store)

@@ -14,7 +14,7 @@ import attrs
 
 from ._clock import Clock, monotonic
 from ._engine import OnRemove, TTLArg
-from ._loader import Loader, OnStoreError, own
+from ._loader import Loader, OnStoreError
 from ._policies import EvictionPolicy, ExpiryPolicy
 from ._store import Stats
 from ._sync_store import SyncMemoryStore
@@ -92,7 +92,6 @@ class MemoryStore:
         self._hits = engine._hits  # noqa: SLF001
         self._misses = engine._misses  # noqa: SLF001
         self._loader = engine._loader  # noqa: SLF001
-        own(self, self._loader)  # one loader for both faces
         self._default_clock = engine._default_clock  # noqa: SLF001
 
     @property

@@ -20,7 +20,7 @@ import anyio
 
 from . import _codec
 from ._clock import as_seconds
-from ._loader import Loader, OnStoreError, own
+from ._loader import Loader, OnStoreError
 from ._policies import TTL, Idle, expiry_tuple, positive_int_or_none, ttl_seconds
 from ._store import Stats, check_key
 from .exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
@@ -431,7 +431,6 @@ class RedisStore:
         self.prefix = prefix
         self.serializer = serializer
         self._loader = Loader(time.time, lifetime=self._fixed_ttl)
-        own(self, self._loader)
         self._hits = self._misses = self._sets = self._deletes = 0
 
     def _client(self, url: str, size: int) -> Any:

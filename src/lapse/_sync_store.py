@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import attrs
-
 from ._clock import as_seconds
 from ._engine import Engine, TTLArg, _locked
 from ._loader import OnStoreError
@@ -38,7 +36,6 @@ def _count(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])  # "count(42)"
 
 
-@attrs.define(kw_only=True, eq=False, repr=False)
 class SyncMemoryStore(Engine):
     """A `MemoryStore`'s operations as plain methods: ``store.sync``.
 
@@ -50,6 +47,8 @@ class SyncMemoryStore(Engine):
 
     Added in 0.1. Changed in 0.2: constructible with `MemoryStore`'s keywords.
     """
+
+    __slots__ = ()
 
     # -- reads -------------------------------------------------------------------------
 
