@@ -141,7 +141,7 @@ class Engine(ExpiryIndex):
 
     __slots__ = (
         "_add", "_bound", "_calling", "_clock", "_default_clock", "_deletes", "_dirty",
-        "_events", "_evictions", "_eviction", "_evictor", "_expirations", "_expiry",
+        "_events", "_eviction", "_evictions", "_evictor", "_expirations", "_expiry",
         "_fixed_idle", "_fixed_ttl", "_hits", "_loader", "_lock", "_misses", "_on_remove",
         "_policies", "_sets", "_simple", "_tickets", "_tracks_use", "_use", "_weigh",
     )  # fmt: skip
