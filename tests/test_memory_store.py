@@ -362,6 +362,42 @@ async def test_bad_key_everywhere(store: MemoryStore) -> None:
     assert store.stats().misses == 0
 
 
+@pytest.mark.parametrize("policy", [None, Idle(60)], ids=["plain", "idle"])
+def test_bad_key_everywhere_in_sync_code(policy: Idle | None) -> None:
+    """The sync face refuses a non-str key (or delta) with lapse's own message: in the
+    compiled build too, where a compiled signature would otherwise answer first."""
+    store = MemoryStore(expiry=policy).sync
+    store.set("k", "v")
+    calls: list[Callable[[], object]] = [
+        lambda: store.get(1),  # type: ignore[arg-type]
+        lambda: store.get_many(["k", 1]),  # type: ignore[list-item]
+        lambda: store.get_or_set(1, lambda: "v"),  # type: ignore[arg-type]
+        lambda: store.has(1),  # type: ignore[arg-type]
+        lambda: store.ttl(1),  # type: ignore[arg-type]
+        lambda: store.set(1, "v"),  # type: ignore[arg-type]
+        lambda: store.set(1, "v", keep_ttl=True),  # type: ignore[arg-type]
+        lambda: store.set_many({"a": 1, 2: "v"}),  # type: ignore[dict-item]
+        lambda: store.add(1, "v"),  # type: ignore[arg-type]
+        lambda: store.incr(1),  # type: ignore[arg-type]
+        lambda: store.update(1, lambda value: value),  # type: ignore[arg-type]
+        lambda: store.expire(1, 5),  # type: ignore[arg-type]
+        lambda: store.persist(1),  # type: ignore[arg-type]
+        lambda: store.touch(1),  # type: ignore[arg-type]
+        lambda: store.delete(1),  # type: ignore[arg-type]
+        lambda: store.delete_many(["k", 1]),  # type: ignore[list-item]
+        lambda: store.pop(1),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="key must be a str, not int"):
+            call()
+    with pytest.raises(TypeError, match="delta must be an int, not float"):
+        store.incr("n", 1.5)  # type: ignore[arg-type]
+    assert store.get("k") == "v"
+    assert not store.has("a")
+    assert not store.has("n")
+    assert len(store) == 1
+
+
 async def test_clear_and_aclose(clock: ManualClock) -> None:
     """clear empties the store; aclose keeps the data; the store stays usable."""
     store = MemoryStore(expiry=TTL(5), clock=clock)

@@ -54,7 +54,7 @@ from ._policies import (
     fold_expiry,
     ttl_seconds,
 )
-from ._store import RemovalCause, check_key
+from ._store import Key, RemovalCause, bad_key
 from .exceptions import ReentrantCallError
 
 
@@ -347,9 +347,10 @@ class Engine(ExpiryIndex):
         if self._on_remove is not None:
             self._events.append((key, entry[1], cause))
 
-    def _live(self, key: str, now: float) -> Entry | None:
+    def _live(self, key: Key, now: float) -> Entry | None:
         """Return the live entry of *key*, dropping it first if it has expired."""
-        check_key(key)
+        if not isinstance(key, str):
+            raise bad_key(key)
         entry = self._data.get(key)
         if entry is not None and entry[0] <= now:
             self._drop(key, entry, _EXPIRED)
@@ -427,12 +428,13 @@ class Engine(ExpiryIndex):
 
     # -- reads -------------------------------------------------------------------------
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: Key, default: Any = None) -> Any:
         """Return the value of *key*, or *default*. See `MemoryStore.get`."""
         # A miss, and a hit on a store without use deadlines: no lock, no allocation.
         # MemoryStore.get inlines the same lines; keep them alike.
+        data: dict[Any, Entry] = self._data  # any key: a bad one is refused under the lock
         try:
-            entry = self._data.get(key)
+            entry = data.get(key)
         except TypeError:  # unhashable: the locked path names the problem
             entry = None
         if entry is None:
@@ -444,7 +446,7 @@ class Engine(ExpiryIndex):
             if expires == _INF or expires > (
                 time.monotonic() if self._default_clock else self._clock()
             ):
-                use = self._use
+                use: Callable[[Any], None] | None = self._use
                 if use is not None:
                     try:  # noqa: SIM105 -- suppress() costs a context manager per hit
                         use(key)
@@ -455,15 +457,17 @@ class Engine(ExpiryIndex):
         return self.get_locked(key, default)
 
     @_locked
-    def get_locked(self, key: str, default: Any = None) -> Any:
+    def get_locked(self, key: Key, default: Any = None) -> Any:
         """`get`, under the lock: for expired entries, use deadlines and bad keys."""
+        if not isinstance(key, str):
+            raise bad_key(key)
         entry = self._read(key, self._now())
         return default if entry is None else entry[1]
 
     # -- writes ------------------------------------------------------------------------
 
     def set(  # noqa: C901, PLR0912, PLR0915 -- the hot path, written out on purpose
-        self, key: str, value: Any, *, ttl: TTLArg = None, keep_ttl: bool = False
+        self, key: Key, value: Any, *, ttl: TTLArg = None, keep_ttl: bool = False
     ) -> None:
         """Store *value* under *key*. See `MemoryStore.set`."""
         if ttl is None:
@@ -472,7 +476,7 @@ class Engine(ExpiryIndex):
             seconds = ttl
         else:
             seconds = ttl_seconds(ttl)
-        if keep_ttl or not self._simple or key.__class__ is not str:
+        if keep_ttl or not self._simple or not isinstance(key, str):
             self._set_slow(key, value, seconds, keep_ttl)
             return
         # The common case: TTL policies, a plain LRU or none. _locked, _write and _trim
@@ -574,8 +578,9 @@ class Engine(ExpiryIndex):
         return self._write_deadline(entry) - now
 
     @_locked
-    def _set_slow(self, key: str, value: Any, seconds: float | None, keep_ttl: bool) -> None:
-        check_key(key)
+    def _set_slow(self, key: Key, value: Any, seconds: float | None, keep_ttl: bool) -> None:
+        if not isinstance(key, str):
+            raise bad_key(key)
         if keep_ttl and seconds is not None:
             msg = "set() takes a ttl or keep_ttl=True, not both (Redis refuses PX with KEEPTTL)"
             raise ValueError(msg)

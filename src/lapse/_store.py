@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import enum
+import sys
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import attrs
+
+
+if sys.platform == "mypyc":  # pragma: no cover -- never at run time
+    # The compiled build type-checks with ``--platform mypyc`` (see pyproject.toml).
+    Key: TypeAlias = object
+    Int: TypeAlias = object
+else:
+    Key: TypeAlias = str
+    """The type of a key on the compiled engine's entry points: ``str`` to type checkers.
+
+    mypyc checks every ``str`` or ``int`` argument of a compiled function at the call and
+    raises its own `TypeError`. Built with mypyc, these are ``object``, so that lapse's
+    own check runs and its message names the problem.
+    """
+    Int: TypeAlias = int
+
+
+def bad_key(key: object) -> TypeError:
+    """The error for a *key* that is not a ``str``."""
+    return TypeError(f"key must be a str, not {type(key).__name__}")
 
 
 def check_key(key: object) -> None:
     """Raise `TypeError` unless *key* is a ``str``."""
     if not isinstance(key, str):
-        msg = f"key must be a str, not {type(key).__name__}"
-        raise TypeError(msg)
+        raise bad_key(key)
 
 
 @runtime_checkable

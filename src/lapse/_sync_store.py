@@ -16,7 +16,7 @@ from ._clock import as_seconds
 from ._engine import Engine, TTLArg, _locked
 from ._loader import OnStoreError
 from ._policies import ttl_seconds
-from ._store import RemovalCause, Stats, check_key
+from ._store import Int, Key, RemovalCause, Stats, bad_key
 
 
 T = TypeVar("T")
@@ -24,11 +24,13 @@ _INF = float("inf")
 _EXPIRED = RemovalCause.EXPIRED
 
 
-def _keys(keys: Iterable[str]) -> list[str]:
-    keys = list(keys)
-    for key in keys:
-        check_key(key)
-    return keys
+def _keys(keys: Iterable[object]) -> list[str]:
+    checked = []
+    for key in keys:  # each checked here, not by a compiled signature
+        if not isinstance(key, str):
+            raise bad_key(key)
+        checked.append(key)
+    return checked
 
 
 def _count(counter: itertools.count[int]) -> int:
@@ -66,7 +68,7 @@ class SyncMemoryStore(Engine):
 
     def get_or_set(
         self,
-        key: str,
+        key: Key,
         factory: Callable[[], T],
         *,
         ttl: TTLArg = None,
@@ -78,18 +80,20 @@ class SyncMemoryStore(Engine):
         *factory* must be a plain function here; threads waiting for one key share its
         single call.
         """
+        if not isinstance(key, str):
+            raise bad_key(key)
         result: T = self._loader.get_or_set_sync(
             self, key, factory, ttl=ttl, refresh_after=refresh_after, on_store_error=on_store_error
         )
         return result
 
     @_locked
-    def has(self, key: str) -> bool:
+    def has(self, key: Key) -> bool:
         """Return whether *key* is live. See `MemoryStore.has`."""
         return self._live(key, self._now()) is not None
 
     @_locked
-    def ttl(self, key: str) -> float | None:
+    def ttl(self, key: Key) -> float | None:
         """Return the seconds *key* has left. See `MemoryStore.ttl`."""
         now = self._now()
         entry = self._live(key, now)
@@ -133,22 +137,23 @@ class SyncMemoryStore(Engine):
     @_locked
     def set_many(self, mapping: Mapping[str, Any], *, ttl: TTLArg = None) -> None:
         """Store every item of *mapping*, all or nothing. See `MemoryStore.set_many`."""
-        items = list(mapping.items())
-        for key, _ in items:
-            check_key(key)
+        items: list[tuple[object, Any]] = list(mapping.items())
+        keys = _keys([key for key, _ in items])
         seconds = ttl_seconds(ttl)
         now = self._now()
         writes = [
-            (key, value, *self._prepare(key, value, now, seconds, False)) for key, value in items
+            (key, value, *self._prepare(key, value, now, seconds, False))
+            for key, (_, value) in zip(keys, items, strict=True)
         ]
         for key, value, hard, soft, weight in writes:
             self._write(key, value, hard, soft, weight, now)
         self._trim(now)
 
     @_locked
-    def add(self, key: str, value: Any, *, ttl: TTLArg = None) -> bool:
+    def add(self, key: Key, value: Any, *, ttl: TTLArg = None) -> bool:
         """Store *value* only if *key* is absent. See `MemoryStore.add`."""
-        check_key(key)
+        if not isinstance(key, str):
+            raise bad_key(key)
         seconds = ttl_seconds(ttl)
         now = self._now()
         current = self._data.get(key)
@@ -160,9 +165,10 @@ class SyncMemoryStore(Engine):
         return True
 
     @_locked
-    def incr(self, key: str, delta: int = 1) -> int:
+    def incr(self, key: Key, delta: Int = 1) -> int:
         """Add *delta* to the integer at *key*. See `MemoryStore.incr`."""
-        check_key(key)
+        if not isinstance(key, str):
+            raise bad_key(key)
         if not isinstance(delta, int) or isinstance(delta, bool):
             msg = f"delta must be an int, not {type(delta).__name__}"
             raise TypeError(msg)
@@ -184,14 +190,15 @@ class SyncMemoryStore(Engine):
     @_locked
     def update(
         self,
-        key: str,
+        key: Key,
         fn: Callable[[Any], Any],
         *,
         ttl: TTLArg | Callable[[Any], TTLArg] = None,
         keep_ttl: bool = False,
     ) -> Any:
         """Replace the value of *key* by ``fn(value)``, atomically. See `MemoryStore.update`."""
-        check_key(key)
+        if not isinstance(key, str):
+            raise bad_key(key)
         computed = callable(ttl)
         seconds = None if computed else ttl_seconds(ttl)  # type: ignore[arg-type]
         if keep_ttl and (computed or seconds is not None):
@@ -212,8 +219,10 @@ class SyncMemoryStore(Engine):
         return new
 
     @_locked
-    def _set_write_deadline(self, key: str, ttl: float) -> bool:
+    def _set_write_deadline(self, key: Key, ttl: float) -> bool:
         """Give a live *key* the write deadline *ttl* from now, unless it is the same ∞."""
+        if not isinstance(key, str):
+            raise bad_key(key)
         now = self._now()
         entry = self._live(key, now)
         if entry is None or (ttl == _INF and self._write_deadline(entry) == _INF):
@@ -222,18 +231,21 @@ class SyncMemoryStore(Engine):
         self._swap(key, entry, self._entry(entry[1], now + ttl, soft))
         return True
 
-    def expire(self, key: str, ttl: float | timedelta) -> bool:
+    def expire(self, key: Key, ttl: float | timedelta) -> bool:
         """Give *key* a new write deadline. See `MemoryStore.expire`."""
-        check_key(key)
+        if not isinstance(key, str):
+            raise bad_key(key)
         return self._set_write_deadline(key, as_seconds(ttl, what="ttl"))
 
-    def persist(self, key: str) -> bool:
+    def persist(self, key: Key) -> bool:
         """Remove the write deadline of *key*. See `MemoryStore.persist`."""
         return self._set_write_deadline(key, _INF)
 
     @_locked
-    def touch(self, key: str) -> bool:
+    def touch(self, key: Key) -> bool:
         """Count a use of *key*. See `MemoryStore.touch`."""
+        if not isinstance(key, str):
+            raise bad_key(key)
         now = self._now()
         entry = self._live(key, now)
         if entry is None:
@@ -243,7 +255,7 @@ class SyncMemoryStore(Engine):
 
     # -- removals ----------------------------------------------------------------------
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: Key) -> bool:
         """Remove *key*. See `MemoryStore.delete`."""
         return self.pop(key, _MISSING) is not _MISSING
 
@@ -263,8 +275,10 @@ class SyncMemoryStore(Engine):
         return removed
 
     @_locked
-    def pop(self, key: str, default: Any = None) -> Any:
+    def pop(self, key: Key, default: Any = None) -> Any:
         """Remove *key* and return its value. See `MemoryStore.pop`."""
+        if not isinstance(key, str):
+            raise bad_key(key)
         entry = self._live(key, self._now())
         if self._tickets:
             self._loader.invalidate(key)  # present or not: a delete after a load started
