@@ -5,15 +5,8 @@
 
 from __future__ import annotations
 
-from ._eviction import (
-    S3FIFO,
-    SIEVE,
-    FrequencySketch,
-    S3FIFOEvictor,
-    SieveEvictor,
-    WTinyLFU,
-    WTinyLFUEvictor,
-)
+from ._eviction import S3FIFO, SIEVE, WTinyLFU
+from ._evictors import FrequencySketch, S3FIFOEvictor, SieveEvictor, WTinyLFUEvictor
 from ._policies import (
     LRU,
     TTL,
