@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import subprocess
 import sys
 
@@ -60,3 +62,17 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+COMPILED_MODULES = ("_engine", "_evictors", "_expiry_index", "_sync_store")
+
+
+def test_the_build_is_the_one_expected() -> None:
+    """The engine is compiled exactly when the runner says so: ``scripts/test-compiled``
+    sets LAPSE_EXPECT_COMPILED=1 and installs the mypyc wheel; ``scripts/test`` runs the
+    pure source. So neither run can test the other build by mistake."""
+    expected = os.environ.get("LAPSE_EXPECT_COMPILED") == "1"
+    for name in COMPILED_MODULES:
+        module = importlib.import_module(f"lapse.{name}")
+        compiled = not (module.__file__ or "").endswith(".py")
+        assert compiled == expected, (name, module.__file__)
