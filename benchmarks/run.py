@@ -663,6 +663,7 @@ async def main() -> None:
         "--quick", action="store_true", help="N = 1k, 10k and 100k, fewer operations"
     )
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (median taken)")
     parser.add_argument(
         "--render", type=Path, help="only write the table and plots of a results JSON file"
     )
@@ -679,7 +680,7 @@ async def main() -> None:
         return
     sizes = [1_000, 10_000, 100_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
     ops = 20_000 if args.quick else 200_000
-    repeats = 1 if args.quick else 3
+    repeats = args.repeats or (1 if args.quick else 3)
     rng = random.Random(2026)
     results = {"ops": ops, "repeats": repeats, "versions": versions(), "by_n": {}}
     for n in sizes:

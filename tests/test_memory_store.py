@@ -396,6 +396,15 @@ def test_bad_key_everywhere_in_sync_code(policy: Idle | None) -> None:
     assert not store.has("a")
     assert not store.has("n")
     assert len(store) == 1
+    # Flags are taken for their truth, as Python takes them, in both builds.
+    store.set("t", 1, ttl=30)
+    store.set("t", 2, keep_ttl=1)  # type: ignore[arg-type]
+    store.update("t", lambda value: value + 1, keep_ttl=1)  # type: ignore[arg-type]
+    store.set("k", "w", keep_ttl=0)  # type: ignore[arg-type]
+    assert store.get("t") == 3
+    assert store.ttl("t") is not None
+    assert store.ttl("t") <= 30  # type: ignore[operator]
+    assert store.get("k") == "w"
 
 
 async def test_clear_and_aclose(clock: ManualClock) -> None:

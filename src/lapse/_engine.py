@@ -54,7 +54,7 @@ from ._policies import (
     fold_expiry,
     ttl_seconds,
 )
-from ._store import Key, RemovalCause, bad_key
+from ._store import Bool, Key, RemovalCause, bad_key
 from .exceptions import ReentrantCallError
 
 
@@ -381,7 +381,7 @@ class Engine(ExpiryIndex):
         return 1 if self._weigh is None else self._callback(self._weigh, key, value)
 
     def _prepare(
-        self, key: str, value: Any, now: float, ttl: float | None, keep_ttl: bool
+        self, key: str, value: Any, now: float, ttl: float | None, keep_ttl: Bool
     ) -> tuple[float, float, int]:
         """Check and compute everything a write needs, changing nothing: (hard, soft, weight)."""
         weight = self._weight(key, value)
@@ -467,7 +467,7 @@ class Engine(ExpiryIndex):
     # -- writes ------------------------------------------------------------------------
 
     def set(  # noqa: C901, PLR0912, PLR0915 -- the hot path, written out on purpose
-        self, key: Key, value: Any, *, ttl: TTLArg = None, keep_ttl: bool = False
+        self, key: Key, value: Any, *, ttl: TTLArg = None, keep_ttl: Bool = False
     ) -> None:
         """Store *value* under *key*. See `MemoryStore.set`."""
         if ttl is None:
@@ -578,7 +578,7 @@ class Engine(ExpiryIndex):
         return self._write_deadline(entry) - now
 
     @_locked
-    def _set_slow(self, key: Key, value: Any, seconds: float | None, keep_ttl: bool) -> None:
+    def _set_slow(self, key: Key, value: Any, seconds: float | None, keep_ttl: Bool) -> None:
         if not isinstance(key, str):
             raise bad_key(key)
         if keep_ttl and seconds is not None:

@@ -16,15 +16,17 @@ if sys.platform == "mypyc":  # pragma: no cover -- never at run time
     # The compiled build type-checks with ``--platform mypyc`` (see pyproject.toml).
     Key: TypeAlias = object
     Int: TypeAlias = object
+    Bool: TypeAlias = object
 else:
     Key: TypeAlias = str
     """The type of a key on the compiled engine's entry points: ``str`` to type checkers.
 
-    mypyc checks every ``str`` or ``int`` argument of a compiled function at the call and
+    mypyc checks every ``str``, ``int`` or ``bool`` argument of a compiled function at the call and
     raises its own `TypeError`. Built with mypyc, these are ``object``, so that lapse's
     own check runs and its message names the problem.
     """
     Int: TypeAlias = int
+    Bool: TypeAlias = bool
 
 
 def bad_key(key: object) -> TypeError:

@@ -16,7 +16,7 @@ from ._clock import as_seconds
 from ._engine import Engine, TTLArg, _locked
 from ._loader import OnStoreError
 from ._policies import ttl_seconds
-from ._store import Int, Key, RemovalCause, Stats, bad_key
+from ._store import Bool, Int, Key, RemovalCause, Stats, bad_key
 
 
 T = TypeVar("T")
@@ -194,7 +194,7 @@ class SyncMemoryStore(Engine):
         fn: Callable[[Any], Any],
         *,
         ttl: TTLArg | Callable[[Any], TTLArg] = None,
-        keep_ttl: bool = False,
+        keep_ttl: Bool = False,
     ) -> Any:
         """Replace the value of *key* by ``fn(value)``, atomically. See `MemoryStore.update`."""
         if not isinstance(key, str):
