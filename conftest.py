@@ -8,12 +8,15 @@ and stopped after them.
 from __future__ import annotations
 
 import importlib.util
+import sys
+import types
 
 from pathlib import Path
 from typing import Any
 
 from sybil import Sybil
 from sybil.parsers.markdown import PythonCodeBlockParser
+from sybil.sybil import SybilCollection
 
 
 def _servers() -> Any:
@@ -37,8 +40,31 @@ def _stop_redis(namespace: dict[str, Any]) -> None:
     namespace.pop("_redis_server").close()
 
 
+def _as_module(namespace: dict[str, Any]) -> None:
+    """Run a page's blocks as a module's code: Litestar reads a handler's annotations from
+    the module it was defined in."""
+    module = types.ModuleType("lapse_docs_page")
+    sys.modules[module.__name__] = module
+    module.__dict__.update(namespace)
+    namespace["__name__"] = module.__name__
+
+
+def _drop_module(namespace: dict[str, Any]) -> None:
+    sys.modules.pop(namespace["__name__"], None)
+
+
 _docs = Sybil(
-    parsers=[PythonCodeBlockParser()], patterns=["*.md"], path="docs", excludes=["redis.md"]
+    parsers=[PythonCodeBlockParser()],
+    patterns=["*.md"],
+    path="docs",
+    excludes=["redis.md", "litestar.md"],
+)
+_litestar_docs = Sybil(
+    parsers=[PythonCodeBlockParser()],
+    patterns=["litestar.md"],
+    path="docs",
+    setup=_as_module,
+    teardown=_drop_module,
 )
 _redis_docs = Sybil(
     parsers=[PythonCodeBlockParser()],
@@ -47,4 +73,4 @@ _redis_docs = Sybil(
     setup=_start_redis,
     teardown=_stop_redis,
 )
-pytest_collect_file = (_docs + _redis_docs).pytest()
+pytest_collect_file = SybilCollection([_docs, _redis_docs, _litestar_docs]).pytest()
