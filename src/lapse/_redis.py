@@ -5,28 +5,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import math
 import pickle
 import select
 import sys
+import threading
 import time
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 import anyio
+import attrs
 
 from . import _codec
 from ._clock import as_seconds
 from ._loader import Loader, OnStoreError
 from ._policies import TTL, Idle, expiry_tuple, positive_int_or_none, ttl_seconds
 from ._store import Stats, check_key
-from .exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
+from .exceptions import (
+    CorruptValueError,
+    LapseError,
+    StoreError,
+    StoreTimeoutError,
+    UnserializableError,
+)
+
+
+if TYPE_CHECKING:
+    from ._redis_sync import SyncRedisStore
 
 
 try:
+    import redis
     import redis.asyncio as aioredis
     import redis.exceptions as redis_errors
 
@@ -34,6 +48,8 @@ try:
     from redis.asyncio.connection import Connection, UnixDomainSocketConnection
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster as SyncRedisCluster
+    from redis.retry import Retry as SyncRetry
 except ImportError:  # pragma: no cover -- the extra is installed in CI
     msg = "lapse.redis needs redis-py: pip install 'lapse[redis]'"
     raise ImportError(msg) from None
@@ -304,6 +320,20 @@ _UNSURE = "; the write may or may not have been applied"
 _FRESH = {"redis": _FreshConnection, "unix": _FreshUnixConnection}
 
 
+def _sync_client(url: str, timeout: float, size: int) -> Any:
+    """redis-py's sync client for *url*, set up as `RedisStore` sets up its asyncio one."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout / 2,
+        "socket_connect_timeout": timeout / 2,
+        "retry": SyncRetry(NoBackoff(), 0),
+        "max_connections": size,
+    }
+    scheme = "redis+cluster://"
+    if url.startswith(scheme):
+        return SyncRedisCluster.from_url("redis://" + url[len(scheme) :], **options)
+    return redis.Redis.from_url(url, **options)
+
+
 def _lifetimes(expiry: object) -> tuple[float | None, float | None]:
     """The seconds of the `TTL` and of the `Idle` policy of *expiry*, if any."""
     ttl = idle = None
@@ -316,6 +346,48 @@ def _lifetimes(expiry: object) -> tuple[float | None, float | None]:
             msg = f"RedisStore supports TTL and Idle expiry, not {policy!r}"
             raise TypeError(msg)
     return ttl, idle
+
+
+@attrs.frozen
+class _Call:
+    """One step of an operation: a driver call, ``call(client)``.
+
+    Each operation of `RedisStore` is written once, as a generator that yields its
+    steps and gets each reply back (or lapse's error, thrown in). ``call`` returns the
+    reply from redis-py's sync client, or an awaitable of it from the asyncio one, so the
+    same steps run on both: `RedisStore` drives them on asyncio, `SyncRedisStore` on
+    threads.
+    """
+
+    what: str  # the command, for error messages
+    call: Callable[[Any], Any]
+    repeat: bool = False  # safe to repeat: retried on a driver failure
+    unsure: bool = False  # a write not safe to repeat: a failure leaves it unknown
+
+
+_PAUSE: Any = object()  # a step that only lets the event loop run (nothing on threads)
+Op: TypeAlias = Generator[Any, Any, T]
+"""An operation: yields `_Call` steps (or `_PAUSE`), gets replies, returns its result."""
+
+
+async def _settled(reply: Any) -> Any:
+    return await reply if inspect.isawaitable(reply) else reply
+
+
+def _primaries(client: Any) -> Any:
+    return client.get_primaries()
+
+
+def _scan(client: Any, cursor: int, match: bytes, options: dict[str, Any]) -> Any:
+    return client.scan(cursor, match=match, count=_SCAN_BATCH, **options)
+
+
+def _unlink(client: Any, names: list[bytes]) -> Any:
+    return client.unlink(*names)
+
+
+def _eval(client: Any, script: str, name: bytes, args: tuple[Any, ...]) -> Any:
+    return client.eval(script, 1, name, *args)
 
 
 class RedisStore:
@@ -352,8 +424,9 @@ class RedisStore:
     after a dropped connection, which would add twice in `incr`, or answer ``False``
     from `add` and `delete` after they did their work.
 
-    Runs on asyncio (redis-py's asyncio client); needs Redis 6.2 or later (GETEX,
-    GETDEL). Single-flight loads (`get_or_set`, `lapse.cached`) hold within one process.
+    Runs on asyncio (redis-py's asyncio client); `sync` is the same store on redis-py's
+    sync client, for threads. Needs Redis 6.2 or later (GETEX, GETDEL). Single-flight
+    loads (`get_or_set`, `lapse.cached`) hold within one process.
 
     Attributes:
         url: A ``redis://``, ``rediss://`` or ``unix://`` URL, or
@@ -375,6 +448,8 @@ class RedisStore:
             included; 1.0 by default.
         max_connections: Calls in flight at once (and the pool's size with a *url*); by
             default 100, or the pool size of the *client* given.
+        sync_client: With *client*: a ``redis.Redis`` or ``redis.cluster.RedisCluster``
+            for `sync` (its retries are turned off, as *client*'s are).
 
     Raises:
         TypeError: Neither or both of *url* and *client*, or a wrong policy.
@@ -395,6 +470,7 @@ class RedisStore:
         serializer: Serializer = JSON,
         timeout: float = 1.0,
         max_connections: int | None = None,
+        sync_client: Any = None,
     ) -> None:
         if (url is None) == (client is None):
             msg = "RedisStore takes a url or a client= (one of them)"
@@ -432,6 +508,10 @@ class RedisStore:
         self.serializer = serializer
         self._loader = Loader(time.time, lifetime=self._fixed_ttl)
         self._hits = self._misses = self._sets = self._deletes = 0
+        self._url = url
+        self._sync_client = sync_client
+        self._sync: SyncRedisStore | None = None
+        self._sync_lock = threading.Lock()
 
     def _client(self, url: str, size: int) -> Any:
         # No driver retries: a command resent after a dropped connection could apply twice
@@ -453,6 +533,34 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, cluster={self.cluster}, timeout={self.timeout})"
 
+    @property
+    def sync(self) -> SyncRedisStore:
+        """The same store for threads and plain functions, through redis-py's sync client.
+
+        The same prefix, serializer, policies, timeout, retries, errors and counters; the
+        same methods as ``MemoryStore(...).sync``, as plain methods. Made on first use,
+        with its own connection pool of *max_connections* (from the *url*, or the
+        *sync_client* given with *client*). Safe to use from any number of threads; closed
+        by `aclose` or by its own `SyncRedisStore.close`.
+
+        Raises:
+            TypeError: The store was made with *client* and no *sync_client*.
+        """
+        with self._sync_lock:
+            if self._sync is None:
+                from ._redis_sync import SyncRedisStore  # noqa: PLC0415 -- on first use
+
+                if self._sync_client is not None:
+                    client = self._sync_client
+                    client.set_retry(SyncRetry(NoBackoff(), 0))
+                elif self._url is not None:
+                    client = _sync_client(self._url, self.timeout, self.max_connections)
+                else:
+                    msg = "RedisStore(client=...) needs sync_client= for its sync view"
+                    raise TypeError(msg)
+                self._sync = SyncRedisStore(self, client)
+            return self._sync
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _key(self, key: str) -> bytes:
@@ -460,43 +568,57 @@ class RedisStore:
         # surrogatepass: a str with a lone surrogate is a key like any other, as in memory
         return (self.prefix + key).encode("utf-8", "surrogatepass")
 
-    async def _run(
-        self,
-        what: str,
-        call: Callable[[], Awaitable[T]],
-        *,
-        repeat: bool = False,
-        unsure: bool = False,
-    ) -> T:
-        """Run one driver call within the timeout, with lapse's errors.
-
-        *repeat*: the command is safe to repeat, and is retried on a driver failure.
-        *unsure*: it writes and is not safe to repeat; a driver failure leaves its outcome
-        unknown, and the error says so.
-        """
-        try:
-            async with _timeout(self.timeout), self._slots:
-                for _ in range(_ATTEMPTS - 1 if repeat else 0):
-                    try:
-                        return await call()
-                    except _DRIVER_ERRORS:
-                        continue
-                return await call()
-        except TimeoutError as e:
+    def _error(self, what: str, unsure: bool, e: BaseException) -> LapseError:
+        """lapse's error for the driver's exception *e* in *what* (both clients')."""
+        if isinstance(e, TimeoutError):
             msg = f"Redis did not answer {what} within {self.timeout} s"
-            raise StoreTimeoutError(msg + _UNSURE * unsure) from e
-        except redis_errors.ResponseError as e:
+            return StoreTimeoutError(msg + _UNSURE * unsure)
+        if isinstance(e, redis_errors.ResponseError):
             if str(e).startswith("WRONGTYPE"):
                 msg = f"Redis holds a value of another type where {what} expected a string: {e}"
-                raise CorruptValueError(msg) from e
-            msg = f"Redis refused {what}: {e}"
-            raise StoreError(msg) from e
-        except redis_errors.TimeoutError as e:
+                return CorruptValueError(msg)
+            return StoreError(f"Redis refused {what}: {e}")
+        if isinstance(e, redis_errors.TimeoutError):
             msg = f"Redis did not answer {what} in time: {e}"
-            raise StoreTimeoutError(msg + _UNSURE * unsure) from e
-        except (*_DRIVER_ERRORS, redis_errors.RedisError) as e:
-            msg = f"Redis failed on {what}: {e}"
-            raise StoreError(msg + _UNSURE * unsure) from e
+            return StoreTimeoutError(msg + _UNSURE * unsure)
+        return StoreError(f"Redis failed on {what}: {e}" + _UNSURE * unsure)
+
+    async def _run(self, step: _Call) -> Any:
+        """Run one driver call within the timeout, with lapse's errors.
+
+        ``step.repeat``: the command is safe to repeat, and is retried on a driver failure.
+        ``step.unsure``: it writes and is not safe to repeat; a driver failure leaves its
+        outcome unknown, and the error says so.
+        """
+        client = self.client
+        try:
+            async with _timeout(self.timeout), self._slots:
+                for _ in range(_ATTEMPTS - 1 if step.repeat else 0):
+                    try:
+                        return await _settled(step.call(client))
+                    except _DRIVER_ERRORS:
+                        continue
+                return await _settled(step.call(client))
+        except (TimeoutError, *_DRIVER_ERRORS, redis_errors.RedisError) as e:
+            raise self._error(step.what, step.unsure, e) from e
+
+    async def _drive(self, op: Op[T]) -> T:
+        """Run the operation *op* (see `_Call`) on the asyncio client."""
+        reply: Any = None
+        error: StoreError | None = None
+        while True:
+            try:
+                step = op.send(reply) if error is None else op.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            reply = error = None
+            if step is _PAUSE:
+                await asyncio.sleep(0)  # let the loop breathe between chunks of work
+            elif isinstance(step, _Call):
+                try:
+                    reply = await self._run(step)
+                except StoreError as e:
+                    error = e
 
     def _dumps(self, key: str, value: Any) -> bytes:
         try:
@@ -546,18 +668,16 @@ class RedisStore:
         args = (data or b"", ttl, self._idle_ms, cond, old, self._policy_ms, op)
         return client.eval(_IDLE_WRITE, 1, name, *args)
 
-    # -- reads -------------------------------------------------------------------------
+    # -- the operations, written once for both clients (see _Call) ---------------------
 
-    async def get(self, key: str, default: Any = None) -> Any:
-        """Return the value of *key*, or *default*. With `Idle`, restarts its lifetime (GETEX)."""
+    def _op_get(self, key: str, default: Any) -> Op[Any]:
         name = self._key(key)
         if self._idle is None:
-            data = await self._run("GET", lambda: self.client.get(name), repeat=True)
+            data = yield _Call("GET", lambda c: c.get(name), repeat=True)
         else:
-            data = await self._run(
-                "EVAL",
-                lambda: self.client.eval(_IDLE_READ, 1, name, self._idle_ms, "1"),
-                repeat=True,
+            idle_ms = self._idle_ms
+            data = yield _Call(
+                "EVAL", lambda c: c.eval(_IDLE_READ, 1, name, idle_ms, "1"), repeat=True
             )
         if data is None:
             self._misses += 1
@@ -565,18 +685,13 @@ class RedisStore:
         self._hits += 1
         return self._loads(key, data)
 
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Return the live values of *keys* (MGET, or GETEX with `Idle`).
-
-        One round trip per 250 keys (per slot on a cluster), so that a large batch never
-        holds the event loop for long.
-        """
+    def _op_get_many(self, keys: Iterable[str]) -> Op[dict[str, Any]]:
         keys = list(keys)
         names = [self._key(key) for key in keys]
         result = {}
         for start in range(0, len(names), _CHUNK):
             chunk = names[start : start + _CHUNK]
-            found = await self._run("MGET", lambda chunk=chunk: self._mget(chunk), repeat=True)  # type: ignore[misc]
+            found = yield _Call("MGET", functools.partial(self._mget, chunk=chunk), repeat=True)
             for key, data in zip(keys[start : start + _CHUNK], found, strict=True):
                 if data is None:
                     self._misses += 1
@@ -585,29 +700,307 @@ class RedisStore:
                     result[key] = self._loads(key, data)
         return result
 
-    async def _mget(self, names: list[bytes]) -> list[bytes | None]:
+    def _mget(self, client: Any, chunk: list[bytes]) -> Any:
         if self._idle is not None:  # every read restarts the idle lifetime, as in memory
-            async with self.client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.eval(_IDLE_READ, 1, name, self._idle_ms, "1")
-                found: list[bytes | None] = await pipe.execute()
-            return found
+            pipe = client.pipeline(transaction=False)
+            for name in chunk:
+                pipe.eval(_IDLE_READ, 1, name, self._idle_ms, "1")
+            return pipe.execute()  # resets the pipeline whatever happens
         if self.cluster:
-            return await self.client.mget_nonatomic(names)  # type: ignore[no-any-return]
-        return await self.client.mget(names)  # type: ignore[no-any-return]
+            return client.mget_nonatomic(chunk)
+        return client.mget(chunk)
 
-    async def has(self, key: str) -> bool:
-        """Return whether *key* exists (EXISTS), counting no use."""
+    def _op_has(self, key: str) -> Op[bool]:
         name = self._key(key)
-        return bool(await self._run("EXISTS", lambda: self.client.exists(name), repeat=True))
+        return bool((yield _Call("EXISTS", lambda c: c.exists(name), repeat=True)))
 
-    async def ttl(self, key: str) -> float | None:
-        """Seconds left (PTTL): ``math.inf`` with no deadline, ``None`` if missing."""
+    def _op_ttl(self, key: str) -> Op[float | None]:
         name = self._key(key)
-        ms = await self._run("PTTL", lambda: self.client.pttl(name), repeat=True)
+        ms = yield _Call("PTTL", lambda c: c.pttl(name), repeat=True)
         if ms == -2:  # noqa: PLR2004 -- Redis's "no such key"
             return None
         return math.inf if ms == -1 else ms / 1000
+
+    def _op_scan(self) -> Generator[_Call | list[bytes], Any, None]:
+        """Pages of this store's key names (yielded as lists), one SCAN step each."""
+        pattern = self.prefix.translate(_GLOB).encode("utf-8", "surrogatepass") + b"*"
+        nodes = (yield _Call("CLUSTER NODES", _primaries)) if self.cluster else [None]
+        for node in nodes:
+            options = {} if node is None else {"target_nodes": node}
+            cursor = 0
+            while True:
+                cursor, names = yield _Call(
+                    "SCAN",
+                    functools.partial(_scan, cursor=cursor, match=pattern, options=options),
+                    repeat=True,
+                )
+                if isinstance(cursor, dict):  # the cluster client answers per node
+                    cursor = next(iter(cursor.values()), 0)
+                if names:
+                    yield list(names)
+                if not cursor:
+                    break
+
+    def _names(self, page: list[bytes]) -> list[str]:
+        cut = len(self.prefix.encode("utf-8", "surrogatepass"))
+        return [name[cut:].decode("utf-8", "surrogatepass") for name in page]
+
+    def _op_set(self, key: str, value: Any, ttl: Any, keep_ttl: bool) -> Op[None]:
+        name = self._key(key)
+        if keep_ttl and ttl is not None:
+            msg = "set() takes a ttl or keep_ttl=True, not both (Redis refuses PX with KEEPTTL)"
+            raise ValueError(msg)
+        px = self._default_px if keep_ttl else self._px(ttl)
+        data = self._dumps(key, value)
+        self._loader.invalidate(key)
+        if self._idle is not None:
+            spec = "keep" if keep_ttl else self._hard(ttl)
+            yield _Call(
+                "EVAL",
+                functools.partial(self._idle_write, name=name, data=data, ttl=spec),
+                repeat=True,
+            )
+        elif keep_ttl and px is not None:
+
+            def write(client: Any) -> Any:
+                pipe = client.pipeline(transaction=True)
+                pipe.set(name, data, px=px, nx=True)
+                pipe.set(name, data, keepttl=True, xx=True)
+                return pipe.execute()
+
+            yield _Call("SET KEEPTTL", write, repeat=True)
+        else:
+            yield _Call("SET", lambda c: c.set(name, data, px=px, keepttl=keep_ttl), repeat=True)
+        self._sets += 1
+
+    def _op_set_many(self, mapping: Mapping[str, Any], ttl: Any) -> Op[None]:
+        items = list(mapping.items())
+        px = self._px(ttl)
+        spec = self._hard(ttl)
+        encoded: list[tuple[bytes, bytes]] = []
+        for start in range(0, len(items), _CHUNK):
+            if start:
+                yield _PAUSE
+            encoded.extend(
+                (self._key(key), self._dumps(key, value))
+                for key, value in items[start : start + _CHUNK]
+            )
+
+        def write(client: Any, chunk: list[tuple[bytes, bytes]]) -> Any:
+            pipe = client.pipeline(transaction=not self.cluster)
+            for name, data in chunk:
+                if self._idle is None:
+                    pipe.set(name, data, px=px)
+                else:
+                    self._idle_write(pipe, name, data, spec)
+            return pipe.execute()
+
+        for key, _ in items:
+            self._loader.invalidate(key)
+        for start in range(0, len(encoded), _CHUNK):
+            chunk = encoded[start : start + _CHUNK]
+            yield _Call("MULTI/SET", functools.partial(write, chunk=chunk), repeat=True)
+            self._sets += len(chunk)
+
+    def _op_add(self, key: str, value: Any, ttl: Any) -> Op[bool]:
+        name = self._key(key)
+        px = self._px(ttl)
+        data = self._dumps(key, value)
+        if self._idle is not None:
+            spec = self._hard(ttl)
+            call = functools.partial(self._idle_write, name=name, data=data, ttl=spec, cond="nx")
+            done = yield _Call("EVAL", call, unsure=True)
+        else:
+            done = yield _Call("SET NX", lambda c: c.set(name, data, px=px, nx=True), unsure=True)
+        if done:
+            self._loader.invalidate(key)
+            self._sets += 1
+        return bool(done)
+
+    def _op_incr(self, key: str, delta: int) -> Op[int]:
+        name = self._key(key)
+        if not isinstance(delta, int) or isinstance(delta, bool):
+            msg = f"delta must be an int, not {type(delta).__name__}"
+            raise TypeError(msg)
+        if not -_INT64 <= delta < _INT64:
+            msg = f"delta {delta} is beyond Redis's 64-bit integers"
+            raise ValueError(msg)
+        px = self._default_px
+
+        def incr(client: Any) -> Any:
+            if self._idle is not None:
+                return client.eval(_IDLE_INCR, 1, name, delta, self._policy_ms, self._idle_ms)
+            pipe = client.pipeline(transaction=True)
+            if px is not None:
+                pipe.set(name, b"0", px=px, nx=True)
+            pipe.incrby(name, delta)
+            return pipe.execute()
+
+        self._loader.invalidate(key)
+        try:
+            reply = yield _Call("INCRBY", incr, unsure=True)
+        except StoreError as e:
+            reason = str(e.__cause__)
+            if "would overflow" in reason:
+                msg = f"adding {delta} to {key!r} would overflow Redis's 64-bit integers"
+                raise ValueError(msg) from e.__cause__
+            if "not an integer" not in reason:
+                raise  # the server's own reason (OOM, READONLY...) is in the message
+            msg = f"the value of {key!r} is not an int that Redis can add to (64-bit)"
+            raise TypeError(msg) from e.__cause__
+        self._sets += 1
+        return int(reply if self._idle is not None else reply[-1])
+
+    def _op_expire(self, key: str, ttl: float | timedelta) -> Op[bool]:
+        name = self._key(key)
+        seconds = as_seconds(ttl, what="ttl")
+        if self._idle is not None:
+            ms = "" if seconds == math.inf else str(_ms(seconds))
+            return (yield from self._op_idle_expire(name, ms))
+        if seconds == math.inf:
+
+            def persist(client: Any) -> Any:
+                pipe = client.pipeline(transaction=True)
+                pipe.exists(name)
+                pipe.persist(name)
+                return pipe.execute()
+
+            exists, _ = yield _Call("PERSIST", persist, repeat=True)
+            return bool(exists)
+        ms_ = _ms(seconds)
+        return bool((yield _Call("PEXPIRE", lambda c: c.pexpire(name, ms_), repeat=True)))
+
+    def _op_persist(self, key: str) -> Op[bool]:
+        name = self._key(key)
+        if self._idle is not None:
+            return (yield from self._op_idle_expire(name, ""))
+        return bool((yield _Call("PERSIST", lambda c: c.persist(name), unsure=True)))
+
+    def _op_idle_expire(self, name: bytes, ms: str) -> Op[bool]:
+        """With `Idle`: a new write deadline for *name* ("" for none), restarting its idle
+        lifetime (Redis keeps one deadline per key, and lapse does not keep the last use)."""
+        idle_ms = self._idle_ms
+        call = _Call("EVAL", lambda c: c.eval(_IDLE_EXPIRE, 1, name, ms, idle_ms), repeat=True)
+        return bool((yield call))
+
+    def _op_touch(self, key: str) -> Op[bool]:
+        name = self._key(key)
+        if self._idle is not None:
+            idle_ms = self._idle_ms
+            call = _Call("EVAL", lambda c: c.eval(_IDLE_READ, 1, name, idle_ms, "0"), repeat=True)
+            return bool((yield call))
+        return bool((yield _Call("TOUCH", lambda c: c.touch(name), repeat=True)))
+
+    def _op_update(self, key: str, fn: Callable[[Any], Any], ttl: Any, keep_ttl: bool) -> Op[Any]:
+        name = self._key(key)
+        computed = callable(ttl)
+        if keep_ttl and (computed or ttl is not None):
+            msg = "update() takes a ttl or keep_ttl=True, not both"
+            raise ValueError(msg)
+        fixed = None if keep_ttl or computed else self._px(ttl)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            data = yield _Call("GET", lambda c: c.get(name), repeat=True)
+            old = None if data is None else self._loads(key, data)
+            new = fn(old)
+            encoded = None if new is None else self._dumps(key, new)
+            lifetime = None if new is None else (ttl(new) if computed else ttl)
+            if self._idle is not None:
+                spec = "keep" if keep_ttl else self._hard(lifetime)
+                cond = "cas0" if data is None else "cas1"
+                cas: Callable[[Any], Any] = functools.partial(
+                    self._idle_write, name=name, data=encoded, ttl=spec, cond=cond, old=data or b""
+                )
+            else:
+                if encoded is None:
+                    write: tuple[str, str, bytes] = ("del", "", b"")
+                else:
+                    px = self._px(lifetime) if computed else fixed
+                    write = (
+                        "set",
+                        "keep" if keep_ttl else ("" if px is None else str(px)),
+                        encoded,
+                    )
+                args = ("0" if data is None else "1", b"" if data is None else data, *write)
+                cas = functools.partial(_eval, script=_CAS, name=name, args=args)
+            done = yield _Call("EVAL", cas, unsure=True)
+            if done:
+                self._loader.invalidate(key)
+                if new is not None:
+                    self._sets += 1
+                return new
+            if time.monotonic() >= deadline:
+                msg = f"update of {key!r} kept conflicting with other writers for {self.timeout} s"
+                raise StoreTimeoutError(msg)
+
+    def _op_delete(self, key: str) -> Op[bool]:
+        name = self._key(key)
+        self._loader.invalidate(key)
+        removed = yield _Call("UNLINK", lambda c: c.unlink(name), unsure=True)
+        self._deletes += int(removed)
+        return bool(removed)
+
+    def _op_delete_many(self, keys: Iterable[str]) -> Op[int]:
+        keys = list(keys)
+        names = [self._key(key) for key in keys]
+        for key in keys:
+            self._loader.invalidate(key)
+        removed = 0
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            removed += int(
+                (yield _Call("UNLINK", functools.partial(_unlink, names=chunk), unsure=True))
+            )
+        self._deletes += removed
+        return removed
+
+    def _op_pop(self, key: str, default: Any) -> Op[Any]:
+        name = self._key(key)
+        self._loader.invalidate(key)
+        data = yield _Call("GETDEL", lambda c: c.getdel(name), unsure=True)
+        if data is None:
+            return default
+        self._deletes += 1
+        return self._loads(key, data)
+
+    def _op_clear(self) -> Op[None]:
+        if not self.prefix:
+            msg = "clear() needs a prefix: without one it would remove every key of the database"
+            raise ValueError(msg)
+        pages = self._op_scan()
+        reply: Any = None
+        while True:
+            try:
+                step = pages.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, list):
+                yield _Call("UNLINK", functools.partial(_unlink, names=step), repeat=True)
+                reply = None
+            else:
+                reply = yield step
+
+    # -- the asyncio face --------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of *key*, or *default*. With `Idle`, restarts its lifetime (GETEX)."""
+        return await self._drive(self._op_get(key, default))
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Return the live values of *keys* (MGET, or GETEX with `Idle`).
+
+        One round trip per 250 keys (per slot on a cluster), so that a large batch never
+        holds the event loop for long.
+        """
+        return await self._drive(self._op_get_many(keys))
+
+    async def has(self, key: str) -> bool:
+        """Return whether *key* exists (EXISTS), counting no use."""
+        return await self._drive(self._op_has(key))
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds left (PTTL): ``math.inf`` with no deadline, ``None`` if missing."""
+        return await self._drive(self._op_ttl(key))
 
     async def keys(self) -> AsyncIterator[str]:
         """Iterate over this store's keys (SCAN of its prefix), in no particular order.
@@ -616,39 +1009,27 @@ class RedisStore:
         each, per node on a cluster), so a large database is walked to its end. Keys
         written or removed meanwhile may or may not be seen, as with SCAN.
         """
-        cut = len(self.prefix.encode("utf-8", "surrogatepass"))
-        async for names in self._scan():
-            for name in names:
-                yield name[cut:].decode("utf-8", "surrogatepass")
-
-    async def _scan(self) -> AsyncIterator[list[bytes]]:
-        """Batches of this store's key names: one SCAN round trip, under the timeout, each."""
-        pattern = self.prefix.translate(_GLOB).encode("utf-8", "surrogatepass") + b"*"
-        nodes = self.client.get_primaries() if self.cluster else [None]
-        for node in nodes:
-            options = {} if node is None else {"target_nodes": node}
-            cursor = 0
-            while True:
-
-                async def scan(cursor: int = cursor, options: Any = options) -> Any:
-                    return await self.client.scan(
-                        cursor, match=pattern, count=_SCAN_BATCH, **options
-                    )
-
-                cursor, names = await self._run("SCAN", scan, repeat=True)
-                if isinstance(cursor, dict):  # the cluster client answers per node
-                    cursor = next(iter(cursor.values()), 0)
-                if names:
-                    yield names
-                if not cursor:
-                    break
+        pages = self._op_scan()
+        reply: Any = None
+        while True:
+            try:
+                step = pages.send(reply)
+            except StopIteration:
+                return
+            reply = None
+            if isinstance(step, list):
+                for name in self._names(step):
+                    yield name
+            else:
+                reply = await self._run(step)
 
     def stats(self) -> Stats:
         """The counters of this object (not of the server): hits and misses of `get` and
         `get_many`, sets, deletes, and loads. *size* is -1: the number of keys of a prefix
         is not kept by Redis; count them with `keys` (a SCAN), or ask Redis for the
         whole database's with ``DBSIZE``. *evictions* and *expirations* are Redis's own
-        (``INFO stats``: ``evicted_keys``, ``expired_keys``) and read 0 here."""
+        (``INFO stats``: ``evicted_keys``, ``expired_keys``) and read 0 here. ``store.sync``
+        counts in the same counters."""
         loader = self._loader
         return Stats(
             hits=self._hits,
@@ -663,8 +1044,6 @@ class RedisStore:
             load_time=loader.load_time,
         )
 
-    # -- writes ------------------------------------------------------------------------
-
     async def set(self, key: str, value: Any, *, ttl: Any = None, keep_ttl: bool = False) -> None:
         """Store *value* (SET, with PX or KEEPTTL). Raises before writing if it cannot encode.
 
@@ -672,32 +1051,7 @@ class RedisStore:
         policy's lifetime, as in `MemoryStore` (one transaction of SET NX PX and SET XX
         KEEPTTL).
         """
-        name = self._key(key)
-        if keep_ttl and ttl is not None:
-            msg = "set() takes a ttl or keep_ttl=True, not both (Redis refuses PX with KEEPTTL)"
-            raise ValueError(msg)
-        px = self._default_px if keep_ttl else self._px(ttl)
-        data = self._dumps(key, value)
-        self._loader.invalidate(key)
-        if self._idle is not None:
-            spec = "keep" if keep_ttl else self._hard(ttl)
-            await self._run(
-                "EVAL", lambda: self._idle_write(self.client, name, data, spec), repeat=True
-            )
-        elif keep_ttl and px is not None:
-
-            async def write() -> None:
-                async with self.client.pipeline(transaction=True) as pipe:
-                    pipe.set(name, data, px=px, nx=True)
-                    pipe.set(name, data, keepttl=True, xx=True)
-                    await pipe.execute()
-
-            await self._run("SET KEEPTTL", write, repeat=True)
-        else:
-            await self._run(
-                "SET", lambda: self.client.set(name, data, px=px, keepttl=keep_ttl), repeat=True
-            )
-        self._sets += 1
+        await self._drive(self._op_set(key, value, ttl, keep_ttl))
 
     async def set_many(self, mapping: Mapping[str, Any], *, ttl: Any = None) -> None:
         """Store every item (SET with PX, in MULTI transactions; per slot on a cluster).
@@ -708,54 +1062,11 @@ class RedisStore:
         failure part way may leave the first ones written (each item whole). Writing them
         again is safe.
         """
-        items = list(mapping.items())
-        px = self._px(ttl)
-        spec = self._hard(ttl)
-        encoded: list[tuple[bytes, bytes]] = []
-        for start in range(0, len(items), _CHUNK):
-            if start:
-                await asyncio.sleep(0)  # let the loop breathe between chunks of encoding
-            encoded.extend(
-                (self._key(key), self._dumps(key, value))
-                for key, value in items[start : start + _CHUNK]
-            )
-
-        async def write(chunk: list[tuple[bytes, bytes]]) -> None:
-            async with self.client.pipeline(transaction=not self.cluster) as pipe:
-                for name, data in chunk:
-                    if self._idle is None:
-                        pipe.set(name, data, px=px)
-                    else:
-                        self._idle_write(pipe, name, data, spec)
-                await pipe.execute()
-
-        for key, _ in items:
-            self._loader.invalidate(key)
-        for start in range(0, len(encoded), _CHUNK):
-            chunk = encoded[start : start + _CHUNK]
-            await self._run("MULTI/SET", lambda chunk=chunk: write(chunk), repeat=True)  # type: ignore[misc]
-            self._sets += len(chunk)
+        await self._drive(self._op_set_many(mapping, ttl))
 
     async def add(self, key: str, value: Any, *, ttl: Any = None) -> bool:
         """Store *value* only if *key* is missing (SET NX); return whether it did."""
-        name = self._key(key)
-        px = self._px(ttl)
-        data = self._dumps(key, value)
-        if self._idle is not None:
-            spec = self._hard(ttl)
-            done = await self._run(
-                "EVAL",
-                lambda: self._idle_write(self.client, name, data, spec, cond="nx"),
-                unsure=True,
-            )
-        else:
-            done = await self._run(
-                "SET NX", lambda: self.client.set(name, data, px=px, nx=True), unsure=True
-            )
-        if done:
-            self._loader.invalidate(key)
-            self._sets += 1
-        return bool(done)
+        return await self._drive(self._op_add(key, value, ttl))
 
     async def incr(self, key: str, delta: int = 1) -> int:
         """Add *delta* to the integer at *key* (INCRBY); a new key gets the policy's lifetime.
@@ -764,84 +1075,23 @@ class RedisStore:
             TypeError: *delta* is not an int, or the value is not one.
             ValueError: *delta* or the result is beyond Redis's 64-bit integers.
         """
-        name = self._key(key)
-        if not isinstance(delta, int) or isinstance(delta, bool):
-            msg = f"delta must be an int, not {type(delta).__name__}"
-            raise TypeError(msg)
-        if not -_INT64 <= delta < _INT64:
-            msg = f"delta {delta} is beyond Redis's 64-bit integers"
-            raise ValueError(msg)
-        px = self._default_px
-
-        async def incr() -> int:
-            if self._idle is not None:
-                args = (delta, self._policy_ms, self._idle_ms)
-                return int(await self.client.eval(_IDLE_INCR, 1, name, *args))
-            async with self.client.pipeline(transaction=True) as pipe:
-                if px is not None:
-                    pipe.set(name, b"0", px=px, nx=True)
-                pipe.incrby(name, delta)
-                results = await pipe.execute()
-            return int(results[-1])
-
-        self._loader.invalidate(key)
-        try:
-            value = await self._run("INCRBY", incr, unsure=True)
-        except StoreError as e:
-            reason = str(e.__cause__)
-            if "would overflow" in reason:
-                msg = f"adding {delta} to {key!r} would overflow Redis's 64-bit integers"
-                raise ValueError(msg) from e.__cause__
-            if "not an integer" not in reason:
-                raise  # the server's own reason (OOM, READONLY...) is in the message
-            msg = f"the value of {key!r} is not an int that Redis can add to (64-bit)"
-            raise TypeError(msg) from e.__cause__
-        self._sets += 1
-        return value
+        return await self._drive(self._op_incr(key, delta))
 
     async def expire(self, key: str, ttl: float | timedelta) -> bool:
         """Set the deadline of *key* to *ttl* from now (PEXPIRE; PERSIST for ``math.inf``);
         ``False`` if missing."""
-        name = self._key(key)
-        seconds = as_seconds(ttl, what="ttl")
-        if self._idle is not None:
-            return await self._idle_expire(name, "" if seconds == math.inf else str(_ms(seconds)))
-        if seconds == math.inf:
-
-            async def persist() -> bool:
-                async with self.client.pipeline(transaction=True) as pipe:
-                    pipe.exists(name)
-                    pipe.persist(name)
-                    exists, _ = await pipe.execute()
-                return bool(exists)
-
-            return await self._run("PERSIST", persist, repeat=True)
-        ms = _ms(seconds)
-        return bool(await self._run("PEXPIRE", lambda: self.client.pexpire(name, ms), repeat=True))
+        return await self._drive(self._op_expire(key, ttl))
 
     async def persist(self, key: str) -> bool:
         """Remove the deadline of *key* (PERSIST); ``True`` if there was one.
 
         With `Idle`, the write deadline is removed and the idle one still applies.
         """
-        name = self._key(key)
-        if self._idle is not None:
-            return await self._idle_expire(name, "")
-        return bool(await self._run("PERSIST", lambda: self.client.persist(name), unsure=True))
-
-    async def _idle_expire(self, name: bytes, ms: str) -> bool:
-        """With `Idle`: a new write deadline for *name* ("" for none), restarting its idle
-        lifetime (Redis keeps one deadline per key, and lapse does not keep the last use)."""
-        call = lambda: self.client.eval(_IDLE_EXPIRE, 1, name, ms, self._idle_ms)  # noqa: E731
-        return bool(await self._run("EVAL", call, repeat=True))
+        return await self._drive(self._op_persist(key))
 
     async def touch(self, key: str) -> bool:
         """Count a use of *key*: with `Idle`, restart its lifetime; ``False`` if missing."""
-        name = self._key(key)
-        if self._idle is not None:
-            call = lambda: self.client.eval(_IDLE_READ, 1, name, self._idle_ms, "0")  # noqa: E731
-            return bool(await self._run("EVAL", call, repeat=True))
-        return bool(await self._run("TOUCH", lambda: self.client.touch(name), repeat=True))
+        return await self._drive(self._op_touch(key))
 
     async def update(
         self,
@@ -866,86 +1116,20 @@ class RedisStore:
                 never retried.
             StoreTimeoutError: No attempt succeeded within the timeout.
         """
-        name = self._key(key)
-        computed = callable(ttl)
-        if keep_ttl and (computed or ttl is not None):
-            msg = "update() takes a ttl or keep_ttl=True, not both"
-            raise ValueError(msg)
-        fixed = None if keep_ttl or computed else self._px(ttl)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            data = await self._run("GET", lambda: self.client.get(name), repeat=True)
-            old = None if data is None else self._loads(key, data)
-            new = fn(old)
-            encoded = None if new is None else self._dumps(key, new)
-            lifetime = None if new is None else (ttl(new) if computed else ttl)
-            if self._idle is not None:
-                spec = "keep" if keep_ttl else self._hard(lifetime)
-                cond = "cas0" if data is None else "cas1"
-                cas: Callable[[], Awaitable[Any]] = functools.partial(
-                    self._idle_write, self.client, name, encoded, spec, cond=cond, old=data or b""
-                )
-            else:
-                if encoded is None:
-                    write: tuple[str, str, bytes] = ("del", "", b"")
-                else:
-                    px = self._px(lifetime) if computed else fixed
-                    write = (
-                        "set",
-                        "keep" if keep_ttl else ("" if px is None else str(px)),
-                        encoded,
-                    )
-                args = ("0" if data is None else "1", b"" if data is None else data, *write)
-                cas = functools.partial(self.client.eval, _CAS, 1, name, *args)
-            done = await self._run("EVAL", cas, unsure=True)
-            if done:
-                self._loader.invalidate(key)
-                if new is not None:
-                    self._sets += 1
-                return new
-            if time.monotonic() >= deadline:
-                msg = f"update of {key!r} kept conflicting with other writers for {self.timeout} s"
-                raise StoreTimeoutError(msg)
-
-    # -- removals ----------------------------------------------------------------------
+        return await self._drive(self._op_update(key, fn, ttl, keep_ttl))
 
     async def delete(self, key: str) -> bool:
         """Remove *key* (UNLINK); return whether it existed."""
-        name = self._key(key)
-        self._loader.invalidate(key)
-        removed = await self._run("UNLINK", lambda: self.client.unlink(name), unsure=True)
-        self._deletes += int(removed)
-        return bool(removed)
+        return await self._drive(self._op_delete(key))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Remove every key of *keys* (UNLINK, 250 keys a round trip; per slot on a
         cluster); return how many existed."""
-        keys = list(keys)
-        names = [self._key(key) for key in keys]
-        for key in keys:
-            self._loader.invalidate(key)
-        removed = 0
-        for start in range(0, len(names), _CHUNK):
-            chunk = names[start : start + _CHUNK]
-            removed += int(
-                await self._run(
-                    "UNLINK",
-                    lambda chunk=chunk: self.client.unlink(*chunk),  # type: ignore[misc]
-                    unsure=True,
-                )
-            )
-        self._deletes += removed
-        return removed
+        return await self._drive(self._op_delete_many(keys))
 
     async def pop(self, key: str, default: Any = None) -> Any:
         """Remove *key* and return its value (GETDEL), or *default*."""
-        name = self._key(key)
-        self._loader.invalidate(key)
-        data = await self._run("GETDEL", lambda: self.client.getdel(name), unsure=True)
-        if data is None:
-            return default
-        self._deletes += 1
-        return self._loads(key, data)
+        return await self._drive(self._op_pop(key, default))
 
     async def clear(self) -> None:
         """Remove this store's keys only (SCAN of the prefix, UNLINK); never FLUSHDB.
@@ -955,11 +1139,7 @@ class RedisStore:
         Raises:
             ValueError: The store has no prefix: it would remove every key of the database.
         """
-        if not self.prefix:
-            msg = "clear() needs a prefix: without one it would remove every key of the database"
-            raise ValueError(msg)
-        async for names in self._scan():
-            await self._run("UNLINK", lambda names=names: self.client.unlink(*names), repeat=True)  # type: ignore[misc]
+        await self._drive(self._op_clear())
 
     # -- loading and closing -----------------------------------------------------------
 
@@ -982,9 +1162,12 @@ class RedisStore:
         )
 
     async def aclose(self) -> None:
-        """Cancel background refreshes and close the connection pool."""
+        """Cancel background refreshes and close the connection pool (and the sync
+        client's, if `sync` made one)."""
         await self._loader.aclose()
         await self.client.aclose()
+        if self._sync is not None:
+            self._sync.close()
 
     async def __aenter__(self) -> RedisStore:  # noqa: PYI034 -- final in spirit
         return self
