@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from lapse import LRU, TTL, Idle, MemoryStore
-from lapse.testing import FullStoreContract, ManualClock, StoreContract
+from lapse.testing import (
+    AsyncFace,
+    FullStoreContract,
+    ManualClock,
+    StoreContract,
+    SyncStoreContract,
+)
 
 
 @pytest.mark.anyio
@@ -17,6 +23,20 @@ class TestMemoryStore(FullStoreContract):
         if request.param == "lru":
             return MemoryStore(eviction=LRU(100), clock=clock)
         return MemoryStore(clock=clock)
+
+    @pytest.fixture(name="advance")
+    def _advance(self, clock: ManualClock) -> object:
+        return clock.advance
+
+
+@pytest.mark.anyio
+class TestSyncMemoryStore(SyncStoreContract):
+    """The same contract on ``MemoryStore(...).sync``, as RedisStore's sync face runs it."""
+
+    @pytest.fixture(name="store", params=["plain", "lru"])
+    def _store(self, request: pytest.FixtureRequest, clock: ManualClock) -> AsyncFace:
+        eviction = LRU(100) if request.param == "lru" else None
+        return AsyncFace(MemoryStore(eviction=eviction, clock=clock).sync)
 
     @pytest.fixture(name="advance")
     def _advance(self, clock: ManualClock) -> object:

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from ._redis import JSON, JSONSerializer, PickleSerializer, RedisStore, Serializer
+from ._redis_sync import SyncRedisStore
 
 
-__all__ = ["JSON", "JSONSerializer", "PickleSerializer", "RedisStore", "Serializer"]
+__all__ = [
+    "JSON",
+    "JSONSerializer",
+    "PickleSerializer",
+    "RedisStore",
+    "Serializer",
+    "SyncRedisStore",
+]

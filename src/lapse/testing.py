@@ -2,16 +2,18 @@
 
 - `ManualClock` is a clock you move by hand: pass it as ``MemoryStore(clock=...)``.
 - `StoreContract` is the test suite every `Store` must pass; subclass it in your own tests
-  to check a store of your own.
+  to check a store of your own. `FullStoreContract` adds the full store API, and
+  `SyncStoreContract` runs it on a sync store, through `AsyncFace`.
 
 This module does not import pytest; `StoreContract` is written for it all the same.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -414,4 +416,68 @@ class FullStoreContract(StoreContract):
         assert await store.get("new") is None
 
 
-__all__ = ["Advance", "FullStoreContract", "ManualClock", "StoreContract"]
+class AsyncFace:
+    """A sync store (``MemoryStore(...).sync``, ``RedisStore(...).sync`` or your own) seen
+    through coroutines: each method call runs the sync method and returns its result
+    from a coroutine, and ``keys()`` is an async iterator. So `SyncStoreContract` states
+    each rule once, for both faces. Not a way to use a sync store from async code (it
+    blocks the event loop for the whole call).
+
+    Added in 0.3.
+    """
+
+    def __init__(self, sync_store: Any) -> None:
+        self.sync_store = sync_store
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.sync_store, name)
+        if name == "stats" or not callable(attr):
+            return attr
+        if name == "keys":
+
+            async def keys() -> AsyncIterator[str]:
+                for key in attr():
+                    yield key
+
+            return keys
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return attr(*args, **kwargs)
+
+        return call
+
+
+_FULL_STORE_METHODS = (
+    "get", "get_many", "get_or_set", "has", "ttl", "keys", "stats", "set", "set_many", "add",
+    "incr", "update", "expire", "persist", "touch", "delete", "delete_many", "pop", "clear",
+)  # fmt: skip
+
+
+class SyncStoreContract(FullStoreContract):
+    """`FullStoreContract` on the sync face of a store: the same rules, for
+    ``MemoryStore(...).sync``, ``RedisStore(...).sync`` or a sync store of your own.
+
+    Provide the fixtures of `StoreContract`, with ``store`` an `AsyncFace` of the sync
+    store: ``return AsyncFace(MemoryStore(clock=clock).sync)``.
+
+    Added in 0.3.
+    """
+
+    async def test_is_a_store(self, store: Any) -> None:
+        """Every method of the full store API is there, as a plain (not async) method."""
+        sync_store = store.sync_store
+        for name in _FULL_STORE_METHODS:
+            method = getattr(sync_store, name)
+            assert callable(method), name
+            assert not inspect.iscoroutinefunction(method), name
+            assert not inspect.isasyncgenfunction(method), name
+
+
+__all__ = [
+    "Advance",
+    "AsyncFace",
+    "FullStoreContract",
+    "ManualClock",
+    "StoreContract",
+    "SyncStoreContract",
+]

@@ -168,6 +168,8 @@ class DropReplyProxy:
         self.armed = False
         self.dropped = 0
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -175,11 +177,21 @@ class DropReplyProxy:
         return f"redis://127.0.0.1:{port}/0"
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Stop listening and cut every connection still open (a hung one included), so
+        that none outlives the test's event loop."""
         assert self._server is not None
         self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        if self._serving:
+            await asyncio.wait(self._serving, timeout=5)
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.port)
+        self._writers |= {client_w, server_w}
+        task = asyncio.current_task()
+        assert task is not None
+        self._serving.add(task)
         drop = asyncio.Event()
 
         async def upstream() -> None:
@@ -202,11 +214,16 @@ class DropReplyProxy:
                 await client_w.drain()
 
         tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        client_w.close()
-        server_w.close()
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for each in tasks:
+                each.cancel()
+            await asyncio.wait(tasks)
+            client_w.close()
+            server_w.close()
+            self._writers -= {client_w, server_w}
+            self._serving.discard(task)
 
 
 @contextlib.contextmanager

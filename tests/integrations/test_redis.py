@@ -24,7 +24,7 @@ from lapse import LRU, TTL, Idle, cached
 from lapse.exceptions import CorruptValueError, StoreError, StoreTimeoutError, UnserializableError
 from lapse.redis import PickleSerializer, RedisStore
 from lapse.sessions import SessionManager
-from lapse.testing import FullStoreContract
+from lapse.testing import AsyncFace, FullStoreContract, SyncStoreContract
 
 from .servers import DropReplyProxy, RedisServer, free_port
 
@@ -95,6 +95,37 @@ class TestRedisClusterContract(FullStoreContract):
     @pytest.fixture(name="advance")
     def _advance(self, store: RedisStore) -> object:
         return shifter(store)
+
+
+class TestSyncRedisContract(SyncStoreContract):
+    """The one contract on ``RedisStore(...).sync``: redis-py's sync client."""
+
+    @pytest.fixture(name="store")
+    def _store(self, redis_store: RedisStore) -> AsyncFace:
+        return AsyncFace(redis_store.sync)
+
+    @pytest.fixture(name="advance")
+    def _advance(self, redis_store: RedisStore) -> object:
+        return shifter(redis_store)
+
+
+class TestSyncRedisClusterContract(SyncStoreContract):
+    """The one contract on the sync face of a real 3-master Redis Cluster."""
+
+    @pytest.fixture(name="cluster_store")
+    async def _cluster_store(self, cluster_url: str) -> AsyncIterator[RedisStore]:
+        store = RedisStore(cluster_url, prefix=f"sc{next(_prefixes)}:")
+        yield store
+        await store.clear()
+        await store.aclose()
+
+    @pytest.fixture(name="store")
+    def _store(self, cluster_store: RedisStore) -> AsyncFace:
+        return AsyncFace(cluster_store.sync)
+
+    @pytest.fixture(name="advance")
+    def _advance(self, cluster_store: RedisStore) -> object:
+        return shifter(cluster_store)
 
 
 async def test_redis_expires_by_itself(redis_store: RedisStore) -> None:
