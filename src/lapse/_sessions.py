@@ -20,9 +20,9 @@ import re
 import secrets
 import time
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from datetime import timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import attrs
 
@@ -42,6 +42,29 @@ _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256
 _REWRITE_FRACTION = 10  # "seen" is rewritten once per idle / 10 at most
 _KEEP: Any = object()
 _CORRUPT: Any = object()  # what _read gives for a value the store cannot decode
+T = TypeVar("T")
+
+
+@attrs.frozen
+class _StoreCall:
+    """One step of a session operation: a call of the store method *method*.
+
+    The manager's operations are written once, as generators that yield their store
+    calls and get each result back (or its exception, thrown in): `SessionManager`
+    awaits them on the store, `SyncSessionManager` calls them on ``store.sync``.
+    """
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def _store(method: str, *args: Any, **kwargs: Any) -> _StoreCall:
+    return _StoreCall(method, args, kwargs)
+
+
+Op: TypeAlias = Generator[_StoreCall, Any, T]
+"""A session operation: yields store calls, gets their results, returns its own."""
 
 
 def wall_clock() -> float:
@@ -356,17 +379,42 @@ class SessionManager:
         """The store TTL of *record* written at *now*: until its earlier deadline."""
         return max(record.deadline() - now, 1e-3)
 
-    async def _read(self, key: str) -> Any:
+    async def _drive(self, op: Op[T]) -> T:
+        """Run the session operation *op* on the store's coroutines."""
+        reply: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                step = op.send(reply) if error is None else op.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            reply = error = None
+            try:
+                reply = await getattr(self.store, step.method)(*step.args, **step.kwargs)
+            except Exception as e:  # noqa: BLE001 -- thrown into the operation, as raised
+                error = e
+
+    @property
+    def sync(self) -> SyncSessionManager:
+        """This manager for threads and sync code (Flask, Django): the same sessions, the
+        same rules, on the store's sync face (``store.sync``).
+
+        Raises:
+            TypeError: The store has no ``sync`` face.
+        """
+        return SyncSessionManager(self, _sync_face(self.store))
+
+    def _read(self, key: str) -> Op[Any]:
         """The raw value at *key*, or `_CORRUPT` if the store cannot decode it (which no
         decoder accepts, and which is not ``None``: it is logged as corrupt)."""
         try:
-            return await self.store.get(key)
+            return (yield _store("get", key))
         except CorruptValueError:
             return _CORRUPT
 
-    async def _write(
+    def _write(
         self, key: str, change: Callable[[Any], Any], ttl: Callable[[Any], float]
-    ) -> None:
+    ) -> Op[None]:
         """Apply *change* (old raw value -> new raw value, or None: delete) to *key*, with
         the TTL ``ttl(new)`` in the same step.
 
@@ -375,27 +423,27 @@ class SessionManager:
         """
         if isinstance(self.store, AtomicStore):
             try:
-                await self.store.update(key, change, ttl=ttl)
+                yield _store("update", key, change, ttl=ttl)
             except CorruptValueError:  # not ours: replaced by what change makes of nothing
-                await self.store.delete(key)
-                await self.store.update(key, change, ttl=ttl)
+                yield _store("delete", key)
+                yield _store("update", key, change, ttl=ttl)
             return
-        new = change(await self._read(key))
+        new = change((yield from self._read(key)))
         if new is None:
-            await self.store.delete(key)
+            yield _store("delete", key)
         else:
-            await self.store.set(key, new, ttl=ttl(new))
+            yield _store("set", key, new, ttl=ttl(new))
 
     # -- loading -----------------------------------------------------------------------
 
-    async def _resolve(self, sid: str) -> Loaded | Renewal | None:
+    def _resolve(self, sid: str) -> Op[Loaded | Renewal | None]:
         """The live session *sid* stands for; a `Renewal` to nothing; or ``None``.
 
         One read, a second one for a session tied to a user (its index), and one more
         for an old ID during its renewal grace.
         """
         key = self.key_of(sid)
-        found = decode(raw := await self._read(key))
+        found = decode(raw := (yield from self._read(key)))
         renewal = False
         if isinstance(found, Renewal):
             if self.clock() >= found.until:  # the grace is over, whatever the store kept
@@ -404,7 +452,7 @@ class SessionManager:
             if found.target is None:
                 return found
             key, renewal = found.target, True
-            found = decode(raw := await self._read(key))
+            found = decode(raw := (yield from self._read(key)))
         if not isinstance(found, Record):
             if raw is None:
                 self._event("unknown_ids", key)
@@ -420,17 +468,17 @@ class SessionManager:
             return None
         entry = None
         if found.user is not None:
-            index = decode_index(await self._read(user_key(self.key_prefix, found.user)))
+            index = decode_index((yield from self._read(user_key(self.key_prefix, found.user))))
             entry = None if index is None else index.sessions.get(key)
             if entry is None:  # revoked, or the index was lost: never accepted
                 self._event("revoked", key)
                 return None
         return Loaded(key, found, renewal, entry)
 
-    async def _load(self, sid: object) -> Loaded | None:
+    def _load(self, sid: object) -> Op[Loaded | None]:
         if not self._valid(sid):
             return None
-        found = await self._resolve(sid)  # type: ignore[arg-type]
+        found = yield from self._resolve(sid)  # type: ignore[arg-type]
         return found if isinstance(found, Loaded) else None
 
     async def open(self, headers: list[tuple[bytes, bytes]]) -> Session:
@@ -440,6 +488,9 @@ class SessionManager:
         failure does not raise here: the session is marked unavailable, per
         *on_store_error*.
         """
+        return await self._drive(self._op_open(headers))
+
+    def _op_open(self, headers: list[tuple[bytes, bytes]]) -> Op[Session]:
         values = self._cookie.values(headers)
         sid = next((value for value in values if self._valid(value)), None)
         if sid is None:
@@ -447,7 +498,7 @@ class SessionManager:
                 self._event("unknown_ids", None)
             return Session(self)
         try:
-            found = await self._resolve(sid)
+            found = yield from self._resolve(sid)
         except StoreError as e:
             self._event("store_errors", None, level=logging.ERROR, detail=f" while loading: {e}")
             return Session(self, unavailable=e)
@@ -463,9 +514,9 @@ class SessionManager:
 
     # -- writing -----------------------------------------------------------------------
 
-    async def _apply(
+    def _apply(
         self, key: str, changed: Mapping[str, Any], removed: set[str]
-    ) -> Literal["live", "renewed", "gone"]:
+    ) -> Op[Literal["live", "renewed", "gone"]]:
         """Apply key changes to the live session at *key*, atomically with its new TTL;
         never creates one.
 
@@ -493,29 +544,29 @@ class SessionManager:
             lifetime[0] = self._lifetime(record, now)
             return record.encode()
 
-        await self._write(key, change, lambda _: lifetime[0])
+        yield from self._write(key, change, lambda _: lifetime[0])
         if renewed:
             target = renewed[0].target
             if target is not None and target != key:
-                await self._apply(target, changed, removed)
+                yield from self._apply(target, changed, removed)
             return "renewed"
         return "live" if lifetime[0] > 0 else "gone"
 
-    async def _touch(self, found: Loaded) -> None:
+    def _touch(self, found: Loaded) -> Op[None]:
         """A request on the session: its idle deadline starts again."""
         record = found.record
         if record.idle is None:
             return
         now = self.clock()
         if now - record.seen >= record.idle / _REWRITE_FRACTION:
-            await self._apply(found.key, {}, set())  # the record's own idle clock
-        elif callable(expire := getattr(self.store, "expire", None)):
-            await expire(found.key, min(record.idle, record.absolute_end() - now))
+            yield from self._apply(found.key, {}, set())  # the record's own idle clock
+        elif callable(getattr(self.store, "expire", None)):
+            yield _store("expire", found.key, min(record.idle, record.absolute_end() - now))
         entry = found.entry
         if record.absolute is None and entry is not None and entry.ends < now + record.idle:
-            await self._extend(record.user, found.key, self._listed_until(record, now))
+            yield from self._extend(record.user, found.key, self._listed_until(record, now))
 
-    async def _index(self, user: Any, change: Callable[[UserIndex], Any]) -> Any:
+    def _index(self, user: Any, change: Callable[[UserIndex], Any]) -> Op[Any]:
         """Change the index of *user* atomically (pruning ended sessions), with its TTL;
         return what *change* returned. A corrupt index is rebuilt from empty."""
         now = self.clock()
@@ -533,16 +584,16 @@ class SessionManager:
             lifetime[0] = index.ttl(now)
             return index.encode() if index.sessions else None
 
-        await self._write(user_key(self.key_prefix, user), write, lambda _: lifetime[0])
+        yield from self._write(user_key(self.key_prefix, user), write, lambda _: lifetime[0])
         return result[0]
 
-    async def _extend(self, user: Any, key: str, ends: float) -> None:
+    def _extend(self, user: Any, key: str, ends: float) -> Op[None]:
         def extend(index: UserIndex) -> None:
             entry = index.sessions.get(key)
             if entry is not None and entry.ends < ends:
                 index.sessions[key] = attrs.evolve(entry, ends=ends)
 
-        await self._index(user, extend)
+        yield from self._index(user, extend)
 
     @staticmethod
     def _listed_until(record: Record, now: float) -> float:
@@ -553,7 +604,7 @@ class SessionManager:
             return now + 2 * record.idle
         return ends
 
-    async def _list(self, record: Record, key: str, *, replacing: str | None = None) -> bool:
+    def _list(self, record: Record, key: str, *, replacing: str | None = None) -> Op[bool]:
         """Put the session at *key* in its user's index, in place of *replacing* if given;
         ``False`` if *replacing* is no longer listed (revoked meanwhile)."""
         ends = self._listed_until(record, self.clock())
@@ -564,42 +615,42 @@ class SessionManager:
                 return False, []
             return True, index.add(key, entry, self.max_sessions_per_user)
 
-        listed, dropped = await self._index(record.user, add)
+        listed, dropped = yield from self._index(record.user, add)
         for gone in dropped:
             self._event("revoked", gone)
-            await self.store.delete(gone)
-        if listed and callable(touch := getattr(self.store, "touch", None)):
+            yield _store("delete", gone)
+        if listed and callable(getattr(self.store, "touch", None)):
             # A login is a use of the session and of the index: an eviction policy
             # then ranks them above one-time anonymous sessions. Only a hint: the login
             # is done, so a store failing here does not undo it.
             try:
-                await touch(key)
-                await touch(user_key(self.key_prefix, record.user))
+                yield _store("touch", key)
+                yield _store("touch", user_key(self.key_prefix, record.user))
             except StoreError as e:
                 self._event("store_errors", key, level=logging.WARNING, detail=f" on touch: {e}")
         return bool(listed)
 
-    async def _unlist(self, user: Any, keys: set[str]) -> None:
+    def _unlist(self, user: Any, keys: set[str]) -> Op[None]:
         def drop(index: UserIndex) -> None:
             for gone in keys:
                 index.sessions.pop(gone, None)
 
-        await self._index(user, drop)
+        yield from self._index(user, drop)
 
-    async def _create(
+    def _create(
         self, data: dict[str, Any], user: Any, descriptor: str | None, idle: Any, absolute: Any
-    ) -> tuple[str, Loaded]:
+    ) -> Op[tuple[str, Loaded]]:
         now = self.clock()
         sid = secrets.token_urlsafe(32)
         key = self.key_of(sid)
         record = Record(data, now, now, idle, absolute, user, descriptor)
-        await self.store.set(key, record.encode(), ttl=self._lifetime(record, now))
+        yield _store("set", key, record.encode(), ttl=self._lifetime(record, now))
         if user is not None:
-            await self._list(record, key)
+            yield from self._list(record, key)
         self._event("created", key)
         return sid, Loaded(key, record, False, None)
 
-    async def _retire(self, key: str, target: str | None, *, grace: bool) -> Record | None:
+    def _retire(self, key: str, target: str | None, *, grace: bool) -> Op[Record | None]:
         """Atomically take the live session at *key* out of use; return its record, or
         ``None`` if it was not live. With *grace*, the key holds a `Renewal` to *target*
         (the new session, or ``None``) for *renewal_grace*; otherwise it is deleted."""
@@ -614,21 +665,21 @@ class SessionManager:
                 return Renewal(target, now + self._grace).encode()
             return None
 
-        await self._write(key, retire, lambda _: self._grace)
+        yield from self._write(key, retire, lambda _: self._grace)
         return taken[0] if taken else None
 
-    async def _end(self, key: str, *, grace: bool) -> bool:
+    def _end(self, key: str, *, grace: bool) -> Op[bool]:
         """End the session at *key*; with *grace*, its old ID leaves the cookie alone for
         a while. Return whether it was live."""
-        record = await self._retire(key, None, grace=grace)
+        record = yield from self._retire(key, None, grace=grace)
         if record is None:
             return False
         self._event("ended", key)
         if record.user is not None:
-            await self._unlist(record.user, {key})
+            yield from self._unlist(record.user, {key})
         return True
 
-    async def _rotate(  # noqa: PLR0917 -- private, called twice
+    def _rotate(  # noqa: PLR0917 -- private, called twice
         self,
         key: str,
         user: Any,
@@ -636,7 +687,7 @@ class SessionManager:
         changed: Mapping[str, Any],
         removed: set[str],
         lifetimes: Lifetimes | None = None,
-    ) -> tuple[str, Loaded] | None:
+    ) -> Op[tuple[str, Loaded] | None]:
         """Move the session at *key* to a new ID with these changes; ``None`` if it ended.
 
         The old key is replaced atomically by a renewal naming the new one (for
@@ -645,7 +696,7 @@ class SessionManager:
         """
         sid = secrets.token_urlsafe(32)
         new_key = self.key_of(sid)
-        record = await self._retire(key, new_key, grace=True)
+        record = yield from self._retire(key, new_key, grace=True)
         if record is None:
             return None
         now = self.clock()
@@ -660,11 +711,13 @@ class SessionManager:
         if lifetimes is not None:  # "remember me": its own lifetimes, from the login
             record.idle, record.absolute = lifetimes
             record.created = now
-        await self.store.set(new_key, record.encode(), ttl=self._lifetime(record, now))
-        if record.user is not None and not await self._list(
-            record, new_key, replacing=key if previous == record.user else None
+        yield _store("set", new_key, record.encode(), ttl=self._lifetime(record, now))
+        if record.user is not None and not (
+            yield from self._list(
+                record, new_key, replacing=key if previous == record.user else None
+            )
         ):
-            await self.store.delete(new_key)  # revoked while it moved: stays revoked
+            yield _store("delete", new_key)  # revoked while it moved: stays revoked
             self._event("revoked", key)
             return None
         self._event("renewed", new_key)
@@ -695,7 +748,7 @@ class SessionManager:
         session._rotate = True
         return False
 
-    async def save(self, session: Session) -> Headers:  # noqa: C901, PLR0911, PLR0912 -- one branch per outcome
+    async def save(self, session: Session) -> Headers:
         """Write what changed in *session*; return the cookie headers a response needs.
 
         Used by the middleware at the start of each response, and by `Session.save`.
@@ -707,6 +760,9 @@ class SessionManager:
             TypeError: A value is not JSON-serializable; nothing is written.
             lapse.exceptions.StoreError: The store failed.
         """
+        return await self._drive(self._op_save(session))
+
+    def _op_save(self, session: Session) -> Op[Headers]:  # noqa: C901, PLR0911, PLR0912 -- one branch per outcome
         changed, removed = session.changes()  # raises before anything is written
         if session._unavailable is not None:
             return []
@@ -714,14 +770,14 @@ class SessionManager:
             changed, removed = session.changes()
         headers: Headers = []
         if session._ending_key is not None:
-            await self._end(session._ending_key, grace=True)
+            yield from self._end(session._ending_key, grace=True)
             headers = [] if session._renewal else self._cookie.clear_headers()
         key = session._key
         if session._renewal:
             if key and (changed or removed or session._rotate):
-                await self._apply(key, changed, removed)
+                yield from self._apply(key, changed, removed)
             elif key and session._record and not session._touched:
-                await self._touch(Loaded(key, session._record, True, session._entry))
+                yield from self._touch(Loaded(key, session._record, True, session._entry))
             elif session._data or session._login:
                 _log.warning("a request with a renewed session ID wrote to no session; dropped")
             session._saved_as(session._id)
@@ -733,14 +789,16 @@ class SessionManager:
                 return headers
             user, descriptor, lifetimes = login or (None, None, None)
             idle, absolute = lifetimes or (self._idle, self._absolute)
-            sid, loaded = await self._create(dict(session._data), user, descriptor, idle, absolute)
+            sid, loaded = yield from self._create(
+                dict(session._data), user, descriptor, idle, absolute
+            )
             if login is not None:
                 self._event("logged_in", loaded.key)
             session._saved_as(sid, loaded)
             return self._headers_for(sid, loaded.record)
         if session._rotate:
             user, descriptor, lifetimes = session._login or (_KEEP, None, None)
-            moved = await self._rotate(key, user, descriptor, changed, removed, lifetimes)
+            moved = yield from self._rotate(key, user, descriptor, changed, removed, lifetimes)
             if moved is None:  # it ended meanwhile
                 session._saved_as(None)
                 return self._cookie.clear_headers()
@@ -748,7 +806,7 @@ class SessionManager:
             session._saved_as(sid, loaded)
             return self._headers_for(sid, loaded.record)
         if changed or removed:
-            outcome = await self._apply(key, changed, removed)
+            outcome = yield from self._apply(key, changed, removed)
             if outcome == "gone":  # deleted or revoked: stays so
                 session._saved_as(None)
                 return self._cookie.clear_headers()
@@ -756,7 +814,7 @@ class SessionManager:
                 session._saved_as(None)
                 return []
         elif not session._touched and session._record is not None:
-            await self._touch(Loaded(key, session._record, False, session._entry))
+            yield from self._touch(Loaded(key, session._record, False, session._entry))
         session._saved_as(session._id)
         return headers
 
@@ -783,6 +841,25 @@ class SessionManager:
 
         Changed in 0.3: *descriptor*.
         """
+        return await self._drive(
+            self._op_create(
+                data,
+                user=user,
+                descriptor=descriptor,
+                idle_timeout=idle_timeout,
+                absolute_timeout=absolute_timeout,
+            )
+        )
+
+    def _op_create(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        user: Any = None,
+        descriptor: str | None = None,
+        idle_timeout: float | timedelta | None = DEFAULT,
+        absolute_timeout: float | timedelta | None = DEFAULT,
+    ) -> Op[str]:
         data = _check_data({} if data is None else data)
         idle, absolute = self._lifetimes(idle_timeout, absolute_timeout) or (
             self._idle,
@@ -793,7 +870,7 @@ class SessionManager:
         if descriptor is not None and not isinstance(descriptor, str):
             msg = f"descriptor must be a str, not {type(descriptor).__name__}"
             raise TypeError(msg)
-        sid, _ = await self._create(data, user, descriptor, idle, absolute)
+        sid, _ = yield from self._create(data, user, descriptor, idle, absolute)
         return sid
 
     def cookie_headers(self, sid: str, *, lifetime: float | None = DEFAULT) -> Headers:
@@ -813,10 +890,13 @@ class SessionManager:
 
         Counts as activity: the idle deadline starts again.
         """
-        found = await self._load(sid)
+        return await self._drive(self._op_get(sid))
+
+    def _op_get(self, sid: str) -> Op[dict[str, Any] | None]:
+        found = yield from self._load(sid)
         if found is None:
             return None
-        await self._touch(found)
+        yield from self._touch(found)
         return dict(found.record.data)
 
     async def update(self, sid: str, data: Mapping[str, Any]) -> bool:
@@ -827,9 +907,12 @@ class SessionManager:
         Raises:
             TypeError: *data* is not a mapping of JSON-serializable values.
         """
+        return await self._drive(self._op_update(sid, data))
+
+    def _op_update(self, sid: str, data: Mapping[str, Any]) -> Op[bool]:
         data = _check_data(data)
-        found = await self._load(sid)
-        return found is not None and await self._apply(found.key, data, set()) != "gone"
+        found = yield from self._load(sid)
+        return found is not None and (yield from self._apply(found.key, data, set())) != "gone"
 
     async def regenerate(self, sid: str, *, user: Any = _KEEP) -> str | None:
         """Move session *sid* to a new ID; return it, or ``None`` if *sid* is unknown.
@@ -841,16 +924,19 @@ class SessionManager:
 
         Changed in 0.3: another user's session is not carried over.
         """
-        found = await self._load(sid)
+        return await self._drive(self._op_regenerate(sid, user=user))
+
+    def _op_regenerate(self, sid: str, *, user: Any = _KEEP) -> Op[str | None]:
+        found = yield from self._load(sid)
         if found is None:
             return None
         if user is not _KEEP:
             dumps(user)
             if found.record.user is not None and found.record.user != user:
-                await self._end(found.key, grace=True)
-                new, _ = await self._create({}, user, None, self._idle, self._absolute)
+                yield from self._end(found.key, grace=True)
+                new, _ = yield from self._create({}, user, None, self._idle, self._absolute)
                 return new
-        moved = await self._rotate(found.key, user, found.record.descriptor, {}, set())
+        moved = yield from self._rotate(found.key, user, found.record.descriptor, {}, set())
         return None if moved is None else moved[0]
 
     async def delete(self, sid: str, response: Any = None) -> bool:
@@ -859,7 +945,10 @@ class SessionManager:
         *response* is anything with ``headers.append(name, value)`` (a Starlette
         `Response`), or ``None``.
         """
-        existed = self._valid(sid) and await self._end(self.key_of(sid), grace=False)
+        return await self._drive(self._op_delete(sid, response))
+
+    def _op_delete(self, sid: str, response: Any = None) -> Op[bool]:
+        existed = self._valid(sid) and (yield from self._end(self.key_of(sid), grace=False))
         if response is not None:
             for name, value in self._cookie.clear_headers():
                 response.headers.append(name.decode(), value.decode())
@@ -884,26 +973,29 @@ class SessionManager:
 
         Runtime complexity: `O(s)` store reads for *s* sessions of the user.
         """
-        index = decode_index(await self._read(user_key(self.key_prefix, user)))
+        return await self._drive(self._op_sessions_of(user))
+
+    def _op_sessions_of(self, user: Any) -> Op[list[SessionInfo]]:
+        index = decode_index((yield from self._read(user_key(self.key_prefix, user))))
         if index is None:
             return []
         now = self.clock()
         found, gone = [], set()
         ttl = getattr(self.store, "ttl", None)
         for key, entry in index.sessions.items():
-            record = decode(await self._read(key))
+            record = decode((yield from self._read(key)))
             if not isinstance(record, Record) or record.ended(now, slack=self._slack(record)):
                 gone.add(key)
                 continue
             seen, expires = record.seen, record.deadline()
             if ttl is not None and record.idle is not None:
-                left = await ttl(key)
+                left = yield _store("ttl", key)
                 if left is not None and left != math.inf:
                     expires = min(now + left, record.absolute_end())
                     seen = max(seen, min(now, expires - record.idle))
             found.append(SessionInfo(key, record.created, seen, expires, entry.descriptor))
         if gone:
-            await self._unlist(user, gone)
+            yield from self._unlist(user, gone)
         return sorted(found, key=lambda info: info.created)
 
     async def revoke_all(self, user: Any, *, keep: str | None = None) -> int:
@@ -913,6 +1005,9 @@ class SessionManager:
         again, whatever the store evicted or lost meanwhile: a session of a user is only
         valid while the user's index lists it.
         """
+        return await self._drive(self._op_revoke_all(user, keep=keep))
+
+    def _op_revoke_all(self, user: Any, *, keep: str | None = None) -> Op[int]:
         kept = self.key_of(keep) if keep is not None and self._valid(keep) else None
 
         def drop(index: UserIndex) -> list[str]:
@@ -921,9 +1016,100 @@ class SessionManager:
                 del index.sessions[key]
             return revoked
 
-        revoked: list[str] = await self._index(user, drop)
+        revoked: list[str] = yield from self._index(user, drop)
         ended = 0
         for key in revoked:
-            ended += bool(await self.store.delete(key))
+            ended += bool((yield _store("delete", key)))
             self._event("revoked", key)
         return ended
+
+
+def _sync_face(store: object) -> Any:
+    sync = getattr(store, "sync", None)
+    if sync is None:
+        msg = (
+            f"SessionManager.sync needs a store with a sync face (store.sync), which "
+            f"{type(store).__name__} has not: use MemoryStore or RedisStore"
+        )
+        raise TypeError(msg)
+    return sync
+
+
+@attrs.frozen
+class SyncSessionManager:
+    """A `SessionManager`'s operations as plain methods, for threads and sync code:
+    ``manager.sync``.
+
+    The same sessions, cookies and rules as the manager it comes from (the operations
+    are written once and run here on the store's sync face), with no event loop and no
+    thread hop per call. Each method behaves and raises as the coroutine of the same
+    name.
+    """
+
+    manager: SessionManager
+    store: Any  # the store's sync face
+
+    def _drive(self, op: Op[T]) -> T:
+        reply: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                step = op.send(reply) if error is None else op.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            reply = error = None
+            try:
+                reply = getattr(self.store, step.method)(*step.args, **step.kwargs)
+            except Exception as e:  # noqa: BLE001 -- thrown into the operation, as raised
+                error = e
+
+    def open(self, headers: list[tuple[bytes, bytes]]) -> Session:
+        """The session of a request with these headers. See `SessionManager.open`."""
+        return self._drive(self.manager._op_open(headers))
+
+    def save(self, session: Session) -> Headers:
+        """Write what changed in *session*. See `SessionManager.save`."""
+        return self._drive(self.manager._op_save(session))
+
+    def create(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        user: Any = None,
+        descriptor: str | None = None,
+        idle_timeout: float | timedelta | None = DEFAULT,
+        absolute_timeout: float | timedelta | None = DEFAULT,
+    ) -> str:
+        """Start a session holding *data*; return its ID. See `SessionManager.create`."""
+        op = self.manager._op_create(
+            data,
+            user=user,
+            descriptor=descriptor,
+            idle_timeout=idle_timeout,
+            absolute_timeout=absolute_timeout,
+        )
+        return self._drive(op)
+
+    def get(self, sid: str) -> dict[str, Any] | None:
+        """Return the data of session *sid*. See `SessionManager.get`."""
+        return self._drive(self.manager._op_get(sid))
+
+    def update(self, sid: str, data: Mapping[str, Any]) -> bool:
+        """Merge *data* into session *sid*. See `SessionManager.update`."""
+        return self._drive(self.manager._op_update(sid, data))
+
+    def regenerate(self, sid: str, *, user: Any = _KEEP) -> str | None:
+        """Move session *sid* to a new ID. See `SessionManager.regenerate`."""
+        return self._drive(self.manager._op_regenerate(sid, user=user))
+
+    def delete(self, sid: str, response: Any = None) -> bool:
+        """End session *sid*. See `SessionManager.delete`."""
+        return self._drive(self.manager._op_delete(sid, response))
+
+    def sessions_of(self, user: Any) -> list[SessionInfo]:
+        """List the live sessions of *user*. See `SessionManager.sessions_of`."""
+        return self._drive(self.manager._op_sessions_of(user))
+
+    def revoke_all(self, user: Any, *, keep: str | None = None) -> int:
+        """End every session of *user* but *keep*. See `SessionManager.revoke_all`."""
+        return self._drive(self.manager._op_revoke_all(user, keep=keep))

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from ._asgi import SessionMiddleware, session_of
 from ._session import Session
-from ._sessions import AtomicStore, SessionInfo, SessionManager, SessionStats
+from ._sessions import (
+    AtomicStore,
+    SessionInfo,
+    SessionManager,
+    SessionStats,
+    SyncSessionManager,
+)
 
 
 __all__ = [
@@ -18,5 +24,6 @@ __all__ = [
     "SessionManager",
     "SessionMiddleware",
     "SessionStats",
+    "SyncSessionManager",
     "session_of",
 ]

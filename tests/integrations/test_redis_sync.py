@@ -162,3 +162,32 @@ async def test_a_client_needs_a_sync_client(server: RedisServer) -> None:
     assert sync_client.get_retry()._retries == 0  # type: ignore[union-attr]
     await store.clear()
     await store.aclose()
+
+
+async def test_sessions_on_the_sync_face_of_redis(server: RedisServer) -> None:
+    """SessionManager.sync on a real Redis: the rules hold, a corrupt record is no
+    session (no exception), and "log out everywhere" ends every session of a user."""
+    from lapse.sessions import SessionManager  # noqa: PLC0415 -- beside its one test
+
+    store = RedisStore(server.url, prefix="sync-sessions:")
+    manager = SessionManager(store=store, idle_timeout=600, absolute_timeout=3600)
+    sync = manager.sync
+
+    def scenario() -> None:
+        sid = sync.create({"n": 1}, user="ann")
+        other = sync.create({}, user="ann")
+        assert sync.update(sid, {"m": 2})
+        assert sync.get(sid) == {"n": 1, "m": 2}
+        new = sync.regenerate(sid)
+        assert new is not None
+        assert sync.get(new) == {"n": 1, "m": 2}
+        assert len(sync.sessions_of("ann")) == 2
+        store.sync.set(manager.key_of(other), "garbage")
+        assert sync.get(other) is None
+        assert sync.revoke_all("ann") >= 1
+        assert sync.get(new) is None
+
+    await anyio.to_thread.run_sync(scenario)
+    assert manager.stats().corrupt == 1
+    await store.clear()
+    await store.aclose()
