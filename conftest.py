@@ -57,11 +57,11 @@ _docs = Sybil(
     parsers=[PythonCodeBlockParser()],
     patterns=["*.md"],
     path="docs",
-    excludes=["redis.md", "litestar.md"],
+    excludes=["redis.md", "litestar.md", "flask.md"],
 )
 _litestar_docs = Sybil(
     parsers=[PythonCodeBlockParser()],
-    patterns=["litestar.md"],
+    patterns=["litestar.md", "flask.md"],
     path="docs",
     setup=_as_module,
     teardown=_drop_module,

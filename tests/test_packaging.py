@@ -55,8 +55,8 @@ def test_import_is_light() -> None:
     """import lapse loads no web framework, no redis and none of the test helpers' dependencies."""
     code = (
         "import sys, lapse; "
-        "print(sorted(m for m in ('redis', 'starlette', 'fastapi', 'litestar', 'pytest',"
-        " 'hypothesis') if m in sys.modules))"
+        "print(sorted(m for m in ('redis', 'starlette', 'fastapi', 'litestar', 'flask',"
+        " 'pytest', 'hypothesis') if m in sys.modules))"
     )
     out = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
