@@ -1,7 +1,8 @@
 """Litestar's `Store` interface on any lapse store: ``lapse.litestar.Store``.
 
-Litestar keeps its response cache, its rate limiter and its server-side sessions in
-stores (``app.stores``). Its own memory store neither bounds its size nor drops what is
+`session_middleware` puts lapse's server-side sessions in a Litestar app. Litestar keeps
+its response cache, its rate limiter and its own server-side sessions in stores
+(``app.stores``). Its own memory store neither bounds its size nor drops what is
 never read again. Put a lapse store under them::
 
     from litestar import Litestar
@@ -22,17 +23,33 @@ from __future__ import annotations
 import math
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from litestar.middleware import DefineMiddleware
 from litestar.stores.base import NamespacedStore
+
+from ._asgi import SessionMiddleware
 
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from ._sessions import SessionManager
     from ._store import FullStore
 
-__all__ = ["Store"]
+__all__ = ["Store", "session_middleware"]
+
+
+def session_middleware(manager: SessionManager) -> DefineMiddleware:
+    """lapse's `lapse.sessions.SessionMiddleware` for ``Litestar(middleware=[...])``.
+
+    ``request.session`` is then the `lapse.sessions.Session` of the request (use
+    `lapse.sessions.session_of` for `login`, `regenerate` and `clear`). The same as
+    ``DefineMiddleware(SessionMiddleware, manager=manager)``, typed as Litestar expects
+    (lapse's middleware is typed for plain ASGI).
+    """
+    middleware: Any = SessionMiddleware
+    return DefineMiddleware(middleware, manager=manager)
 
 
 class Store(NamespacedStore):

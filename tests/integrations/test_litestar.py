@@ -5,6 +5,7 @@ limiter, driven by Litestar's test client."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from litestar import Litestar, get
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.testing import TestClient
+from playwright.sync_api import Browser
 
 import lapse.litestar
 
@@ -23,7 +25,7 @@ from lapse import LRU, TTL, MemoryStore
 from lapse.redis import RedisStore
 from lapse.testing import ManualClock
 
-from .servers import RedisServer
+from .servers import RedisServer, load_example, serving
 
 
 pytestmark = pytest.mark.anyio
@@ -161,3 +163,48 @@ def test_litestar_response_cache_and_rate_limiter_run_on_it(app_store: MemorySto
     keys = app_store.sync.keys()
     namespaces = {key.split(":", 1)[0] for key in keys}
     assert namespaces == {"response_cache", "rate_limit"}
+
+
+def test_lapse_sessions_in_a_litestar_app() -> None:
+    """lapse's SessionMiddleware in a Litestar app (the example): request.session is the
+    lapse Session; a login keeps the data under a new ID; a logout starts over; the
+    response cache runs on the lapse store."""
+    module = load_example("litestar_app")
+    with TestClient(app=module.app) as client:
+        assert client.get("/").json() == {"visits": 1, "user": None}
+        first = client.cookies.get(module.manager.cookie_name)
+        assert client.post("/login", data={"user": "bob"}).json() == {"user": "bob"}
+        assert client.cookies.get(module.manager.cookie_name) != first
+        assert client.get("/").json() == {"visits": 2, "user": "bob"}
+        assert len(module.manager.sync.sessions_of("bob")) == 1
+        assert client.post("/logout").json() == {"user": None}
+        assert module.manager.sync.sessions_of("bob") == []
+        assert client.get("/").json() == {"visits": 1, "user": None}
+        assert client.get("/report").json() == client.get("/report").json()
+    assert any(key.startswith("response_cache:") for key in module.cache.sync.keys())
+
+
+def test_litestar_sessions_in_a_browser(browser: Browser) -> None:
+    """The example under a real uvicorn, in Chromium: log in, reload, log out."""
+    module = load_example("litestar_app")
+    with serving(module.app) as url:
+        page = browser.new_page()
+        try:
+
+            def shown() -> object:
+                return json.loads(page.inner_text("body"))
+
+            page.goto(url + "/")
+            assert shown() == {"visits": 1, "user": None}
+            status = page.evaluate(
+                "fetch('/login', {method: 'POST', body: new URLSearchParams({user: 'ann'})})"
+                ".then(r => r.status)"
+            )
+            assert status == 200
+            page.reload()
+            assert shown() == {"visits": 2, "user": "ann"}
+            page.evaluate("fetch('/logout', {method: 'POST'}).then(r => r.status)")
+            page.reload()
+            assert shown() == {"visits": 1, "user": None}
+        finally:
+            page.close()
