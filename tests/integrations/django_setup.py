@@ -67,6 +67,7 @@ def configure() -> Path:
                 "django.contrib.auth",
                 "django.contrib.sessions",
                 "sessions_tests",
+                "cache",
             ],
             DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
             SESSION_ENGINE="lapse.django.sessions",
@@ -78,4 +79,11 @@ def configure() -> Path:
             DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         )
         django.setup()
+        from django.test.utils import (  # noqa: PLC0415 -- after setup()
+            setup_databases,
+            setup_test_environment,
+        )
+
+        setup_test_environment()  # as Django's test runner: ALLOWED_HOSTS, email...
+        setup_databases(verbosity=0, interactive=False)  # in-memory SQLite
     return tests
