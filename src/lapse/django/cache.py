@@ -37,6 +37,10 @@ __all__ = ["LapseCache"]
 
 _MISSING: Any = object()
 _memory: dict[str, MemoryStore] = {}
+_redis: dict[tuple[Any, ...], Any] = {}  # sync faces, one pool per process and config
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)  # asyncio stores, per event loop: redis-py's connections belong to one loop
 _memory_lock = threading.Lock()
 _OPTIONS = {"max_size", "serializer", "timeout", "max_connections", "prefix"}
 
@@ -63,8 +67,7 @@ class LapseCache(BaseCache):
             raise ValueError(msg)
         self._location = location or "memory://"
         self._options = options
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
-        self._loops = weakref.WeakKeyDictionary()
+        self._config = (self._location, *sorted(options.items()))
         if self._location.startswith("memory://"):
             with _memory_lock:
                 store = _memory.get(self._location)
@@ -76,7 +79,11 @@ class LapseCache(BaseCache):
             self._sync = store.sync
         elif self._location.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
             self._async_store = None
-            self._sync = self._redis().sync
+            with _memory_lock:
+                sync = _redis.get(self._config)
+                if sync is None:
+                    sync = _redis[self._config] = self._redis().sync
+            self._sync = sync
         else:
             msg = f'LOCATION must be "memory://" or a redis:// URL, not {self._location!r}'
             raise ValueError(msg)
@@ -99,10 +106,10 @@ class LapseCache(BaseCache):
         in its own."""
         if self._async_store is not None:
             return self._async_store
-        loop = asyncio.get_running_loop()
-        store = self._loops.get(loop)
+        stores = _loops.setdefault(asyncio.get_running_loop(), {})
+        store = stores.get(self._config)
         if store is None:
-            store = self._loops[loop] = self._redis()
+            store = stores[self._config] = self._redis()
         return store
 
     def get_backend_timeout(self, timeout: Any = DEFAULT_TIMEOUT) -> float | None:
@@ -256,8 +263,13 @@ class LapseCache(BaseCache):
     async def aclear(self) -> None:
         await self._store().clear()
 
-    async def aclose(self, **kwargs: Any) -> None:
-        """Nothing to release per request: connections are pooled for the process."""
+    async def aclose(self, **kwargs: Any) -> None:  # noqa: ARG002 -- Django's signature
+        """Close this event loop's Redis connections (made again if used again); nothing
+        for a memory store."""
+        if self._async_store is None:
+            store = _loops.get(asyncio.get_running_loop(), {}).pop(self._config, None)
+            if store is not None:
+                await store.aclose()
 
 
 def _adder(key: str, delta: int, existed: bool) -> Any:
