@@ -454,10 +454,10 @@ class Engine(ExpiryIndex):
                         pass
                 next(self._hits)
                 return entry[1]
-        return self.get_locked(key, default)
+        return self._get_locked(key, default)
 
     @_locked
-    def get_locked(self, key: Key, default: Any = None) -> Any:
+    def _get_locked(self, key: Key, default: Any = None) -> Any:
         """`get`, under the lock: for expired entries, use deadlines and bad keys."""
         if not isinstance(key, str):
             raise bad_key(key)

@@ -137,7 +137,7 @@ class MemoryStore:
                         pass
                 next(self._hits)
                 return entry[1]
-        return self._sync.get_locked(key, default)
+        return self._sync._get_locked(key, default)  # noqa: SLF001
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return ``{key: value}`` for the keys of *keys* that are live; absent keys are left out.

@@ -137,6 +137,12 @@ class SyncRedisStore:
             else:
                 reply = self._run(step)
 
+    def __len__(self) -> int:
+        """The number of this store's keys: a SCAN of the prefix, so `O(n)` for *n* keys
+        of the database (Redis keeps no count per prefix); keys expiring meanwhile may or
+        may not be counted."""
+        return sum(1 for _ in self.keys())
+
     def stats(self) -> Stats:
         """The counters, shared with the store. See `RedisStore.stats`."""
         return self._store.stats()
@@ -199,6 +205,10 @@ class SyncRedisStore:
     def clear(self) -> None:
         """Remove this store's keys only. See `RedisStore.clear`."""
         self._drive(self._store._op_clear())  # noqa: SLF001
+
+    def purge_expired(self) -> int:
+        """Return 0: Redis removes expired keys by itself, and never returns one."""
+        return 0
 
     # -- loading and closing -----------------------------------------------------------
 

@@ -191,3 +191,23 @@ async def test_sessions_on_the_sync_face_of_redis(server: RedisServer) -> None:
     assert manager.stats().corrupt == 1
     await store.clear()
     await store.aclose()
+
+
+async def test_the_method_set_of_memory_stores_sync(server: RedisServer) -> None:
+    """RedisStore.sync has every public method of MemoryStore.sync: len() counts this
+    prefix's keys (a SCAN), purge_expired() has nothing to do."""
+    from lapse import MemoryStore  # noqa: PLC0415 -- beside its one use
+
+    store = RedisStore(server.url, prefix="sync-methods:")
+    sync = store.sync
+    public = {name for name in dir(MemoryStore().sync) if not name.startswith("_")}
+    missing = {name for name in public if not hasattr(sync, name)}
+    assert missing == set()
+    assert len(sync) == 0
+    sync.set_many({"a": 1, "b": 2})
+    await store.client.set("other:c", b"3")  # another prefix: not counted
+    assert len(sync) == 2
+    assert sync.purge_expired() == 0
+    await store.client.delete("other:c")
+    await store.clear()
+    await store.aclose()
