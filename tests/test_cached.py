@@ -263,3 +263,55 @@ async def test_async_function_with_a_minimal_store() -> None:
     assert store.data == {double.key(2): 4}
     assert await double.invalidate(2)
     assert store.data == {}
+
+
+async def test_ignore_self_shares_a_method_between_instances() -> None:
+    """A repository made per request (FastAPI's Depends): with ignore=("self",), five
+    instances make one database call; without it, self is part of the key, five calls."""
+    store = MemoryStore()
+    calls: list[int] = []
+
+    class Repository:
+        @cached(store, ignore=("self",))
+        async def find(self, user_id: int) -> dict[str, int]:
+            calls.append(user_id)
+            return {"id": user_id}
+
+        @cached(store)
+        async def find_per_instance(self, user_id: int) -> dict[str, int]:
+            calls.append(-user_id)
+            return {"id": user_id}
+
+    for _ in range(5):
+        assert await Repository().find(1) == {"id": 1}
+    assert calls == [1]
+    assert re.fullmatch(r".*\.Repository\.find(#\d+)?\(user_id=1\)", Repository().find.key(1))
+    assert await Repository().find.invalidate(1) is True
+    assert await Repository().find(1) == {"id": 1}
+    assert calls == [1, 1]
+    for _ in range(5):
+        await Repository().find_per_instance(2)
+    assert calls.count(-2) == 5
+
+
+def test_ignore_other_arguments_and_its_mistakes() -> None:
+    """ignore leaves any named parameter out (a connection); a name the function does not
+    have, or ignore with key=, is refused at decoration."""
+    store = MemoryStore()
+    loads: list[str] = []
+
+    @cached(store, ignore="db")
+    def lookup(db: object, name: str) -> str:
+        loads.append(name)
+        return name.upper()
+
+    assert lookup(object(), "a") == "A"
+    assert lookup(object(), "a") == "A"
+    assert loads == ["a"]
+    with pytest.raises(TypeError, match=r"ignore names \['sef'\]"):
+
+        @cached(store, ignore=("sef",))
+        def typo(self: object) -> None: ...
+
+    with pytest.raises(TypeError, match="key="):
+        cached(store, key=lambda *a: "k", ignore=("x",))

@@ -21,7 +21,7 @@ import threading
 import uuid
 import weakref
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import attrs
@@ -210,18 +210,26 @@ def _simple_binder(signature: inspect.Signature) -> Callable[..., _Pairs | None]
     return bind
 
 
-def default_key(fn: Callable[..., Any], prefix: str | None = None) -> Callable[..., str]:
+def default_key(
+    fn: Callable[..., Any], prefix: str | None = None, ignore: Iterable[str] = ()
+) -> Callable[..., str]:
     """Return the default key builder of *fn*.
 
     The key is ``prefix(arg=value, ...)``: the arguments bound to *fn*'s signature with
     defaults applied, so positional and keyword forms of one call give one key, each value
-    as `canonical` spells it (``self`` and ``cls`` included). *prefix* is
+    as `canonical` spells it (``self`` and ``cls`` included), but for the parameters named
+    in *ignore*, which are left out. *prefix* is
     ``module.qualname``, with ``#2``, ``#3`` ... for the second and later function objects
     of one name in this process. A key longer than 250 characters is shortened to the
     prefix and a SHA-256 of the whole.
     """
     signature = inspect.signature(fn)
     kinds = {p.name: p.kind for p in signature.parameters.values()}
+    left_out = frozenset(ignore)
+    unknown = sorted(left_out - set(kinds))
+    if unknown:
+        msg = f"ignore names {unknown}, which {_describe(fn)} has no parameter called"
+        raise TypeError(msg)
     prefix = _prefix(fn) if prefix is None else prefix
     fast_bind = _simple_binder(signature)
 
@@ -233,6 +241,8 @@ def default_key(fn: Callable[..., Any], prefix: str | None = None) -> Callable[.
             pairs = list(bound.arguments.items())
         parts: list[str] = []
         for name, value in pairs:
+            if name in left_out:
+                continue
             if value.__class__ in _PLAIN:  # canonical()'s first case, without the call
                 parts.append(f"{name}={value!r}")
             elif kinds[name] is inspect.Parameter.VAR_KEYWORD:
@@ -392,10 +402,17 @@ class CachedFunction(_Base[P, R]):
 
 
 class _Decorator:
-    def __init__(self, store: Any, key: Callable[..., str] | None, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        store: Any,
+        key: Callable[..., str] | None,
+        options: dict[str, Any],
+        ignore: tuple[str, ...] = (),
+    ) -> None:
         self._store = store
         self._key = key
         self._options = options
+        self._ignore = ignore
 
     @overload
     def __call__(self, fn: staticmethod[P, R]) -> staticmethod[P, R]: ...  # type: ignore[overload-overlap]
@@ -417,7 +434,7 @@ class _Decorator:
         if not callable(fn):
             msg = f"@cached decorates a function, not a {type(fn).__name__}"
             raise TypeError(msg)
-        make_key = self._key or default_key(fn)
+        make_key = self._key or default_key(fn, ignore=self._ignore)
         store, name = self._store, _describe(fn)
         if _is_async(fn):
             if not _is_async(getattr(store, "get", None)):
@@ -455,6 +472,7 @@ def cached(
     *,
     ttl: float | dt.timedelta | None = None,
     key: Callable[..., str] | None = None,
+    ignore: Iterable[str] = (),
     cache_none: bool = True,
     refresh_after: float | None = None,
     on_store_error: OnStoreError = "fail_open",
@@ -492,6 +510,10 @@ def cached(
         ttl: The lifetime of each result, as in ``set``; ``None``: the store's default.
         key: ``key(*args, **kwargs) -> str``, given the call's own arguments (``self``
             included, for a method). The default is described in `default_key`.
+        ignore: Names of parameters the default key leaves out: ``ignore=("self",)`` on
+            a method shares its results between all instances (a repository made per
+            request), ``ignore=("db",)`` leaves out a connection argument. Leave out only
+            what does not change the result.
         cache_none: Whether a ``None`` result is stored (the default) or asked for again
             on the next call.
         refresh_after: Seconds after which a result is served once more as it is while
@@ -501,7 +523,8 @@ def cached(
             if the store were empty; ``"fail_closed"``: the `StoreError` is raised.
 
     Raises:
-        TypeError: At decoration: a plain function and a store with no ``sync`` face.
+        TypeError: At decoration: a plain function and a store with no ``sync`` face;
+            *ignore* names a parameter the function does not have, or comes with *key*.
         ValueError: *ttl* or *refresh_after* is zero, negative or NaN, or a wrong
             *on_store_error*.
 
@@ -514,6 +537,12 @@ def cached(
     if key is not None and not callable(key):
         msg = f"key must be a callable returning a str, not {type(key).__name__}"
         raise TypeError(msg)
+    if isinstance(ignore, str):
+        ignore = (ignore,)
+    ignored = tuple(ignore)
+    if key is not None and ignored:
+        msg = "ignore leaves arguments out of the default key; with key=..., leave them out there"
+        raise TypeError(msg)
     check_on_store_error(on_store_error)
     options = {
         "ttl": ttl,
@@ -521,4 +550,4 @@ def cached(
         "cache_none": cache_none,
         "on_store_error": on_store_error,
     }
-    return _Decorator(store, key, options)
+    return _Decorator(store, key, options, ignored)
