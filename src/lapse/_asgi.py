@@ -22,6 +22,13 @@ _UNAVAILABLE = b"Service Unavailable: the session store cannot be reached; try a
 _log = logging.getLogger("lapse.sessions")
 
 
+def _host(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def _unavailable(send: Send) -> None:
     """Answer 503, sent instead of a response that depends on an unusable session."""
     headers = [
@@ -104,6 +111,8 @@ class SessionMiddleware:
                     replaced = True
                     await _unavailable(send)
                     return
+                if any(name == b"set-cookie" for name, _ in extra):
+                    self.manager.check_transport(scope.get("scheme", "http"), _host(scope))
                 if not extra and session.accessed:
                     extra = private_headers()
                 message["headers"] = merge(list(message.get("headers", [])), extra)

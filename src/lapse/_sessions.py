@@ -41,6 +41,7 @@ _log = logging.getLogger("lapse.sessions")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 bits
 _REWRITE_FRACTION = 10  # "seen" is rewritten once per idle / 10 at most
 _KEEP: Any = object()
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})  # secure contexts over http
 _CORRUPT: Any = object()  # what _read gives for a value the store cannot decode
 T = TypeVar("T")
 
@@ -280,6 +281,7 @@ class SessionManager:
     _grace: float = attrs.field(init=False)
     _cookie: Cookie = attrs.field(init=False)
     _counts: dict[str, int] = attrs.field(init=False, factory=dict)
+    _warned_plain_http: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:  # noqa: C901 -- one check per argument
         _check_store(self.store)
@@ -366,6 +368,28 @@ class SessionManager:
         """
         fields = attrs.fields_dict(SessionStats)
         return SessionStats(**{k: v for k, v in self._counts.items() if k in fields})
+
+    def check_transport(self, scheme: str, host: str | None) -> None:
+        """Log a warning, once, when a Secure session cookie is set on a plain-http
+        request to a host that browsers do not treat as secure (``localhost`` and
+        ``127.0.0.1`` they do): neither a browser nor a test client sends that cookie
+        back, so every request would start a new, empty session. The integrations call
+        it with the request's scheme and ``Host``.
+        """
+        if not self.secure or scheme != "http" or self._warned_plain_http:
+            return
+        name = (host or "").lower()
+        name = name[1 : name.index("]")] if name.startswith("[") else name.partition(":")[0]
+        if name in _LOCAL_HOSTS or name.endswith(".localhost"):
+            return
+        self._warned_plain_http = True
+        _log.warning(
+            "a Secure session cookie was set on a plain-http request to %r: browsers and "
+            "test clients never send it back, so each request starts a new session. Use "
+            "https (with a test client: base_url='https://testserver'), or for local "
+            "development only SessionManager(secure=False, insecure_development=True)",
+            host,
+        )
 
     def _slack(self, record: Record) -> float:
         """How far *seen* may lag: a tenth of the idle lifetime where the store keeps the

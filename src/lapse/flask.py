@@ -27,6 +27,8 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import flask
+
 from flask.sessions import SessionInterface as _FlaskSessionInterface
 from flask.sessions import SessionMixin
 from werkzeug.exceptions import ServiceUnavailable
@@ -176,6 +178,9 @@ class SessionInterface(_FlaskSessionInterface):
             response.headers["Content-Type"] = "text/plain; charset=utf-8"
             response.headers["Cache-Control"] = "no-store"
             return
+        if any(name == b"set-cookie" for name, _ in extra):
+            request = flask.request
+            self.manager.check_transport(request.scheme, request.host)
         if not extra and lapse_session.accessed:
             extra = private_headers()
         if extra:

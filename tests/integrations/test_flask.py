@@ -220,3 +220,15 @@ def test_in_a_browser(browser: Browser) -> None:
             assert shown() == {"visits": 1, "user": None}
         finally:
             page.close()
+
+
+def test_a_secure_cookie_over_plain_http_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A Secure cookie set over plain http to a host that is not localhost: a browser
+    would never send it back (werkzeug's test client does), and one log line says so;
+    over https, none."""
+    app = make_app(SessionManager(store=MemoryStore()))
+    app.test_client().get("/count", base_url="https://testserver")
+    assert not any("plain-http" in r.getMessage() for r in caplog.records)
+    for _ in range(2):
+        app.test_client().get("/count", base_url="http://testserver")
+    assert sum("plain-http" in r.getMessage() for r in caplog.records) == 1

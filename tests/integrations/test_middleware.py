@@ -302,3 +302,35 @@ async def test_other_scopes_pass_through_and_set_up_errors() -> None:
 
     with pytest.raises(RuntimeError, match="not installed"):
         session_of(Bare())
+
+
+@pytest.mark.parametrize(
+    ("base_url", "secure", "warned"),
+    [
+        ("http://testserver", True, True),  # the trap: the cookie never comes back
+        ("http://192.168.1.20:8000", True, True),  # a dev server opened by LAN IP
+        ("https://testserver", True, False),
+        ("http://localhost:8000", True, False),  # browsers treat localhost as secure
+        ("http://127.0.0.1:8000", True, False),
+        ("http://[::1]:8000", True, False),
+        ("http://testserver", False, False),  # insecure_development: said so already
+    ],
+)
+async def test_a_secure_cookie_over_plain_http_is_logged_once(
+    base_url: str, secure: bool, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Secure session cookie set on a plain-http request to a host browsers do not
+    treat as secure is never sent back (the counter reads 1, 1, 1): one log line says
+    why and what to do, once per manager."""
+    manager = SessionManager(store=MemoryStore(), secure=secure, insecure_development=not secure)
+    transport = httpx.ASGITransport(app=build_app(manager))
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+        counts = [(await client.get("/")).text for _ in range(3)]
+    lines = [r.getMessage() for r in caplog.records if "plain-http" in r.getMessage()]
+    assert len(lines) == (1 if warned else 0)
+    if warned:
+        assert "base_url='https://testserver'" in lines[0]
+        assert counts == ["1", "1", "1"]
+    elif base_url.startswith("https") or not secure:
+        assert counts == ["1", "2", "3"]
+    # http://localhost: browsers send Secure cookies there (httpx does not), so no warning
