@@ -1,13 +1,14 @@
 """Run every Python code block of the documentation as a test (Sybil).
 
-Blocks on the Redis page get ``redis_url``: a real redis-server, started on a free
-loopback port for the documentation's tests (by the integration tests' `RedisServer`)
-and stopped after them.
+Blocks on the Redis page find ``REDIS_URL`` in the environment, as the page tells readers
+to export it: a real redis-server, started on a free loopback port for the
+documentation's tests (by the integration tests' `RedisServer`) and stopped after them.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import types
 
@@ -33,11 +34,17 @@ def _start_redis(namespace: dict[str, Any]) -> None:
     server = _servers().RedisServer()
     server.start()  # raises, and fails the docs' tests, if it cannot
     namespace["_redis_server"] = server
-    namespace["redis_url"] = server.url
+    namespace["_redis_url_before"] = os.environ.get("REDIS_URL")
+    os.environ["REDIS_URL"] = server.url  # what the page tells readers to export
 
 
 def _stop_redis(namespace: dict[str, Any]) -> None:
     namespace.pop("_redis_server").close()
+    before = namespace.pop("_redis_url_before")
+    if before is None:
+        os.environ.pop("REDIS_URL", None)
+    else:
+        os.environ["REDIS_URL"] = before
 
 
 def _as_module(namespace: dict[str, Any]) -> None:
