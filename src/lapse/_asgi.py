@@ -44,9 +44,9 @@ async def _unavailable(send: Send) -> None:
 class SessionMiddleware:
     """Server-side sessions for an ASGI app: ``request.session`` in every handler.
 
-    ::
-
-        app.add_middleware(SessionMiddleware, manager=SessionManager())
+    ```python
+    app.add_middleware(SessionMiddleware, manager=SessionManager())
+    ```
 
     A drop-in for Starlette's ``SessionMiddleware``: ``request.session`` is a mutable
     mapping (a `lapse.sessions.Session`), but the data stays on the server and the cookie

@@ -479,16 +479,16 @@ def cached(
 ) -> _Decorator:
     """Keep the results of a function in *store*, one load per key at a time.
 
-    ::
+    ```python
+    @cached(store, ttl=60)
+    async def user(user_id: int) -> User:
+        return await db.fetch_user(user_id)
 
-        @cached(store, ttl=60)
-        async def user(user_id: int) -> User:
-            return await db.fetch_user(user_id)
-
-        await user(1)               # loads, stores for 60 s
-        await user(user_id=1)       # the same key: served from the store
-        user.key(1)                 # 'app.user(user_id=1)'
-        await user.invalidate(1)    # removes that entry
+    await user(1)               # loads, stores for 60 s
+    await user(user_id=1)       # the same key: served from the store
+    user.key(1)                 # 'app.user(user_id=1)'
+    await user.invalidate(1)    # removes that entry
+    ```
 
     Works on async functions with any `lapse.Store`, and on plain functions with
     ``store.sync`` or a store that has a ``sync`` face (`MemoryStore`); also on methods,

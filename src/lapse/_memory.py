@@ -28,11 +28,11 @@ _INF = math.inf
 class MemoryStore:
     """An async key-value store in memory, with optional expiry and size bound.
 
-    ::
-
-        store = MemoryStore(expiry=TTL(300), eviction=LRU(10_000))
-        await store.set("user:1", {"name": "Alice"})
-        await store.get("user:1")   # {'name': 'Alice'}, for 300 s
+    ```python
+    store = MemoryStore(expiry=TTL(300), eviction=LRU(10_000))
+    await store.set("user:1", {"name": "Alice"})
+    await store.get("user:1")   # {'name': 'Alice'}, for 300 s
+    ```
 
     Values are kept by reference, never copied or serialized: mutating a value you stored
     mutates the stored value. Keys are ``str``.

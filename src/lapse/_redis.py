@@ -393,11 +393,11 @@ def _eval(client: Any, script: str, name: bytes, args: tuple[Any, ...]) -> Any:
 class RedisStore:
     """The lapse store API on Redis: `MemoryStore`'s methods with Redis's own semantics.
 
-    ::
-
-        store = RedisStore("redis://127.0.0.1:6379/0", prefix="app:")
-        store = RedisStore("redis+cluster://127.0.0.1:7000", prefix="app:")   # a cluster
-        store = RedisStore(client=redis.asyncio.Redis(...), prefix="app:")
+    ```python
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix="app:")
+    store = RedisStore("redis+cluster://127.0.0.1:7000", prefix="app:")   # a cluster
+    store = RedisStore(client=redis.asyncio.Redis(...), prefix="app:")
+    ```
 
     Every key is stored under *prefix*, so several stores share one server safely, and
     `clear` removes only its own. Values go through *serializer* (`JSON` by default: a

@@ -183,13 +183,13 @@ def _check_store(store: object) -> None:
 class SessionManager:
     """Server-side sessions with idle and absolute lifetimes, on any `lapse.Store`.
 
-    ::
-
-        manager = SessionManager(idle_timeout=timedelta(minutes=30))
-        sid = await manager.create({"user_id": 1}, user=1)
-        await manager.get(sid)               # {'user_id': 1}, and counts as activity
-        await manager.update(sid, {"role": "admin"})
-        new_sid = await manager.regenerate(sid)   # on login: the old ID is dead
+    ```python
+    manager = SessionManager(idle_timeout=timedelta(minutes=30))
+    sid = await manager.create({"user_id": 1}, user=1)
+    await manager.get(sid)               # {'user_id': 1}, and counts as activity
+    await manager.update(sid, {"role": "admin"})
+    new_sid = await manager.regenerate(sid)   # on login: the old ID is dead
+    ```
 
     IDs are 256 random bits from `secrets`; the store key is a SHA-256 of the ID. Only
     IDs the manager issued are ever used: an unknown, malformed or oversized ID is no

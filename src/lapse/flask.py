@@ -1,18 +1,18 @@
 """Server-side sessions for Flask: ``app.session_interface = SessionInterface(manager)``.
 
-::
+```python
+import flask
+import lapse.flask
+from lapse.sessions import SessionManager
 
-    import flask
-    import lapse.flask
-    from lapse.sessions import SessionManager
+app = flask.Flask(__name__)
+app.session_interface = lapse.flask.SessionInterface(SessionManager())
 
-    app = flask.Flask(__name__)
-    app.session_interface = lapse.flask.SessionInterface(SessionManager())
-
-    @app.post("/login")
-    def login():
-        lapse.flask.session_of(flask.session).login(user_id)   # a new ID, tied to the user
-        return "ok"
+@app.post("/login")
+def login():
+    lapse.flask.session_of(flask.session).login(user_id)   # a new ID, tied to the user
+    return "ok"
+```
 
 ``flask.session`` then holds its data on the server (a `lapse.sessions.SessionManager`'s
 store: a bounded `MemoryStore` by default, or ``RedisStore``), and the cookie only a

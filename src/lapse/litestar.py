@@ -3,17 +3,19 @@
 `session_middleware` puts lapse's server-side sessions in a Litestar app. Litestar keeps
 its response cache, its rate limiter and its own server-side sessions in stores
 (``app.stores``). Its own memory store neither bounds its size nor drops what is
-never read again. Put a lapse store under them::
+never read again. Put a lapse store under them:
 
-    from litestar import Litestar
-    from lapse import MemoryStore, TTL, SIEVE
-    import lapse.litestar
+```python
+from litestar import Litestar
+from lapse import MemoryStore, TTL, SIEVE
+import lapse.litestar
 
-    cache = MemoryStore(expiry=TTL(3600), eviction=SIEVE(10_000))
-    app = Litestar(
-        route_handlers=[...],
-        stores={"response_cache": lapse.litestar.Store(cache)},
-    )
+cache = MemoryStore(expiry=TTL(3600), eviction=SIEVE(10_000))
+app = Litestar(
+    route_handlers=[...],
+    stores={"response_cache": lapse.litestar.Store(cache)},
+)
+```
 
 Needs the ``litestar`` extra: ``pip install 'lapse[litestar]'``.
 """

@@ -26,11 +26,11 @@ from ._store import Store
 class ManualClock:
     """A clock that moves only when told to.
 
-    ::
-
-        clock = ManualClock()
-        store = MemoryStore(expiry=TTL(60), clock=clock)
-        clock.advance(60)   # every entry written before is now expired
+    ```python
+    clock = ManualClock()
+    store = MemoryStore(expiry=TTL(60), clock=clock)
+    clock.advance(60)   # every entry written before is now expired
+    ```
 
     Attributes:
         now: The current reading, in seconds.
@@ -82,21 +82,23 @@ class StoreContract:
     Subclass it in a test module, mark the class for your async test plugin, and provide
     two fixtures: ``store``, a fresh, empty store whose default lifetime is unbounded, and
     ``advance``, a callable that moves that store's time forward by some seconds (it may
-    be async)::
+    be async):
 
-        @pytest.mark.anyio
-        class TestMyStore(StoreContract):
-            @pytest.fixture(name="clock")
-            def _clock(self):
-                return ManualClock()
+    ```python
+    @pytest.mark.anyio
+    class TestMyStore(StoreContract):
+        @pytest.fixture(name="clock")
+        def _clock(self):
+            return ManualClock()
 
-            @pytest.fixture(name="store")
-            def _store(self, clock):
-                return MyStore(clock=clock)
+        @pytest.fixture(name="store")
+        def _store(self, clock):
+            return MyStore(clock=clock)
 
-            @pytest.fixture(name="advance")
-            def _advance(self, clock):
-                return clock.advance
+        @pytest.fixture(name="advance")
+        def _advance(self, clock):
+            return clock.advance
+    ```
 
     Only ``get``, ``set`` and ``delete`` are used, with JSON-like values, so a store that
     serializes values passes too.

@@ -1,15 +1,15 @@
 """A Django cache backend on a lapse store: ``"BACKEND": "lapse.django.cache.LapseCache"``.
 
-::
-
-    CACHES = {
-        "default": {
-            "BACKEND": "lapse.django.cache.LapseCache",
-            "LOCATION": "memory://",            # or "redis://127.0.0.1:6379/0"
-            "TIMEOUT": 300,                      # Django's: the default lifetime
-            "OPTIONS": {"max_size": 10_000},     # memory://: entries kept (SIEVE)
-        }
+```python
+CACHES = {
+    "default": {
+        "BACKEND": "lapse.django.cache.LapseCache",
+        "LOCATION": "memory://",            # or "redis://127.0.0.1:6379/0"
+        "TIMEOUT": 300,                      # Django's: the default lifetime
+        "OPTIONS": {"max_size": 10_000},     # memory://: entries kept (SIEVE)
     }
+}
+```
 
 In memory, values are kept by reference, never pickled (Django's ``LocMemCache``
 pickles every value, both ways); a ``memory://name`` location is one store per process,

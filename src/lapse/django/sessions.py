@@ -1,14 +1,16 @@
 """Django sessions on a lapse store: ``SESSION_ENGINE = "lapse.django.sessions"``.
 
-Configured by ``settings.LAPSE_SESSIONS`` (every key optional)::
+Configured by ``settings.LAPSE_SESSIONS`` (every key optional):
 
-    LAPSE_SESSIONS = {
-        "store": "memory://",          # or "redis://host:6379/0", "redis+cluster://host:7000"
-        "idle_timeout": 1800,          # seconds after the last request; None: no idle limit
-        "absolute_timeout": 8 * 3600,  # seconds after login/creation; None: no limit
-        "max_size": 100_000,           # memory:// only: entries kept, evicted by SIEVE
-        "prefix": "django-session:",   # the store's key prefix
-    }
+```python
+LAPSE_SESSIONS = {
+    "store": "memory://",          # or "redis://host:6379/0", "redis+cluster://host:7000"
+    "idle_timeout": 1800,          # seconds after the last request; None: no idle limit
+    "absolute_timeout": 8 * 3600,  # seconds after login/creation; None: no limit
+    "max_size": 100_000,           # memory:// only: entries kept, evicted by SIEVE
+    "prefix": "django-session:",   # the store's key prefix
+}
+```
 
 What it adds to Django's own backends:
 
