@@ -38,6 +38,10 @@ LOGIN = """<p>Not logged in.</p>
   <button id="login">Log in</button>
 </form>"""
 
+DOCS = """<p><small>How this works: the Sessions guide, <code>docs/sessions.md</code>
+(<code>./scripts/docs serve</code> shows the docs site at http://127.0.0.1:8000/).
+Try <code>./scripts/demo --idle 20</code> to watch a session end.</small></p>"""
+
 
 def build_app(manager: SessionManager | None = None) -> Starlette:
     """The demo app on *manager* (by default: 30 min idle, 8 h absolute, in memory)."""
@@ -50,9 +54,7 @@ def build_app(manager: SessionManager | None = None) -> Starlette:
     async def home(request: Request) -> Response:
         user = request.session.get("user")
         if user is None:
-            flash = request.session.pop("flash", "")
-            note = f'<p id="flash">{html.escape(flash)}</p>' if flash else ""
-            return HTMLResponse(PAGE.format(body=note + LOGIN))
+            return HTMLResponse(PAGE.format(body=_note(request, manager) + LOGIN + DOCS))
         sid = session_of(request).id  # the middleware's ID, not a (duplicable) cookie
         mine = None if sid is None else manager.key_of(sid)
         sessions = await manager.sessions_of(user)
@@ -64,15 +66,15 @@ def build_app(manager: SessionManager | None = None) -> Starlette:
             current = info if here else current
             rows.append(
                 f"<li>{'this browser' if here else 'another session'}: "
-                f"created {now - info.created:.0f} s ago, last seen "
-                f"{now - info.last_seen:.0f} s ago</li>"
+                f"created {_human(now - info.created)} ago, last seen "
+                f"{_human(now - info.last_seen)} ago</li>"
             )
-        idle = "never" if current is None else f"{current.expires - now:.0f} s"
+        idle = "never" if current is None else _human(current.expires - now)
         absolute = manager.absolute_timeout
         ends = (
             "never"
             if absolute is None or current is None
-            else f"{current.created + _seconds(absolute) - now:.0f} s"
+            else _human(current.created + _seconds(absolute) - now)
         )
         stats = manager.store.stats() if isinstance(manager.store, MemoryStore) else None
         body = f"""<p>Logged in as <b id="name">{html.escape(str(user))}</b>.</p>
@@ -84,7 +86,7 @@ def build_app(manager: SessionManager | None = None) -> Starlette:
 <form method="post" action="/logout"><button id="logout">Log out</button></form>
 <form method="post" action="/logout-others">
 <button id="others">Log out my other sessions</button></form>
-<p>Store: <code id="stats">{html.escape(repr(stats))}</code></p>"""
+<p>Store: <code id="stats">{html.escape(repr(stats))}</code></p>{DOCS}"""
         return HTMLResponse(PAGE.format(body=body))
 
     async def login(request: Request) -> Response:
@@ -122,6 +124,28 @@ def build_app(manager: SessionManager | None = None) -> Starlette:
     )
     app.add_middleware(SessionMiddleware, manager=manager)
     return app
+
+
+def _note(request: Request, manager: SessionManager) -> str:
+    """The message above the login form: the session's flash, or why there is no session."""
+    flash = request.session.pop("flash", "")
+    if not flash and manager.cookie_name in request.cookies:
+        # A session cookie, but no session behind it: it ended on the server.
+        flash = (
+            "Your session has ended (idle too long, or logged out elsewhere): please log in again."
+        )
+    return f'<p id="flash">{html.escape(flash)}</p>' if flash else ""
+
+
+def _human(seconds: float) -> str:
+    """A duration as people read it: "45 s", "12 min", "7 h 59 min"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:  # noqa: PLR2004
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:  # noqa: PLR2004
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def _seconds(value: float | timedelta) -> float:

@@ -64,7 +64,7 @@ def test_log_in_count_reload_log_out_and_idle_expiry(browser: Browser) -> None:
         assert cookie["httpOnly"]
         assert cookie["secure"]
         assert cookie["sameSite"] == "Lax"
-        assert page.text_content("#idle") == "60 s"
+        assert page.text_content("#idle") == "1 min"  # 60 s, as people read it
         before = next(c for c in page.context.cookies() if c["name"] == "session_id")
         page.click("#logout")
         page.wait_for_selector("#user")
@@ -78,7 +78,8 @@ def test_log_in_count_reload_log_out_and_idle_expiry(browser: Browser) -> None:
         assert page.text_content("#name") == "bob"  # 30 s idle: still there
         clock.advance(61)
         page.reload()
-        page.wait_for_selector("#user")  # 61 s idle: the session has ended
+        page.wait_for_selector("#user")  # 61 s idle: the session has ended, and it says so
+        assert "please log in again" in (page.text_content("#flash") or "")
         assert errors == []
         page.close()
 
