@@ -130,3 +130,28 @@ def test_search_finds_the_session_middleware(browser: Browser, url: str) -> None
     assert results.count() > 0
     assert "SessionMiddleware" in page.locator(".md-search-result").inner_text()
     page.close()
+
+
+def test_no_code_block_overflows_at_1280_px_on_any_page(
+    browser: Browser, url: str, site: Path
+) -> None:
+    """Every page at 1280x900: no code block wider than its box (nothing cut off, nothing
+    to scroll sideways), and no console error."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    overflowing: list[str] = []
+    folders = [p.parent.relative_to(site) for p in site.glob("**/index.html")]
+    paths = sorted("/" if f == Path() else f"/{f.as_posix()}/" for f in folders)
+    assert len(paths) > 20  # every page of the site, not a sample
+    for path in paths:
+        page.goto(url + path)
+        wide = page.evaluate(
+            "Array.from(document.querySelectorAll('pre > code'))"
+            ".filter(c => c.scrollWidth > c.clientWidth + 1).length"
+        )
+        if wide:
+            overflowing.append(f"{path}: {wide}")
+    page.close()
+    assert overflowing == []
+    assert errors == []
