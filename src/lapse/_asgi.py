@@ -75,8 +75,6 @@ class SessionMiddleware:
     Args:
         app: The ASGI app to wrap.
         manager: The `lapse.sessions.SessionManager` that holds the sessions.
-
-    Added in 0.2.
     """
 
     def __init__(self, app: ASGIApp, manager: SessionManager) -> None:
@@ -147,8 +145,6 @@ def session_of(connection: Any) -> Session:
 
     Raises:
         RuntimeError: `SessionMiddleware` is not installed in front of this app.
-
-    Added in 0.2.
     """
     session = getattr(connection, "scope", {}).get("session")
     if not isinstance(session, Session):

@@ -325,8 +325,6 @@ class AsyncCachedFunction(_Base[P, R]):
 
     Call it as the function itself. ``fn.key(*args, **kwargs)`` is the key of a call and
     ``await fn.invalidate(*args, **kwargs)`` removes its entry.
-
-    Added in 0.1.
     """
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -366,8 +364,6 @@ class CachedFunction(_Base[P, R]):
     Call it as the function itself. ``fn.key(*args, **kwargs)`` is the key of a call and
     ``fn.invalidate(*args, **kwargs)`` removes its entry. Threads calling it with one
     missing key share one call.
-
-    Added in 0.1.
     """
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -527,8 +523,6 @@ def cached(
             *ignore* names a parameter the function does not have, or comes with *key*.
         ValueError: *ttl* or *refresh_after* is zero, negative or NaN, or a wrong
             *on_store_error*.
-
-    Added in 0.1; *on_store_error* in 0.3.
     """
     if ttl is not None:
         as_seconds(ttl, what="ttl")

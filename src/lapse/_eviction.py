@@ -19,7 +19,7 @@ class SIEVE(LRU):
     clears) recently read keys. Reads only set a bit, so they are cheaper than LRU's,
     and it misses far less than LRU on skewed (Zipf) traffic.
 
-    Arguments, checks and guarantees are `LRU`'s. Added in 0.3.
+    Arguments, checks and guarantees are `LRU`'s.
     """
 
     def evictor(self, order: KeyOrder) -> SieveEvictor:  # type: ignore[override]
@@ -34,7 +34,7 @@ class S3FIFO(LRU):
     brings back keys evicted too soon. Resists scans; misses far less than LRU on skewed
     traffic.
 
-    Arguments, checks and guarantees are `LRU`'s. Added in 0.3.
+    Arguments, checks and guarantees are `LRU`'s.
     """
 
     def evictor(self, order: KeyOrder) -> S3FIFOEvictor:  # type: ignore[override]
@@ -49,7 +49,7 @@ class WTinyLFU(LRU):
     says it is more popular than the key it would push out. The best all-rounder: it
     resists scans and one-time floods, and keeps what is read often.
 
-    Arguments, checks and guarantees are `LRU`'s. Added in 0.3.
+    Arguments, checks and guarantees are `LRU`'s.
     """
 
     def evictor(self, order: KeyOrder) -> WTinyLFUEvictor:  # type: ignore[override]

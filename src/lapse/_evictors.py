@@ -115,8 +115,6 @@ class SieveEvictor(_Weights):
     visited keys, clearing their mark and leaving them in place, and stops at the first
     key not visited: that key is the victim, and the hand stays there for the next
     eviction. New keys go in at the newest end. Every method is `O(1)` amortized.
-
-    Added in 0.3.
     """
 
     __slots__ = ("_hand", "_newest", "_nodes", "_oldest", "_visited")
@@ -241,8 +239,6 @@ class S3FIFOEvictor(_Buffered):
     from small moves a key read twice or more to main, or evicts it (into ghost); evicting
     from main gives a key read since it got there another round with one read less, or
     evicts it. A new key found in ghost goes straight to main. `O(1)` amortized.
-
-    Added in 0.3.
     """
 
     # Each queue is an OrderedDict, oldest first: taking the oldest of a plain dict that
@@ -372,8 +368,6 @@ class FrequencySketch:
     missed up to 1.5 % less than rows as wide; halving after 20x instead of 10x missed
     1.5 % less on steady Zipf traffic but 10 % more when popularity shifts, so it stays
     at Caffeine's 10x. A doorkeeper in front of the sketch made it miss more.)
-
-    Added in 0.3.
     """
 
     __slots__ = ("_counters", "_mask", "_seen", "_shift", "_width", "capacity")
@@ -442,8 +436,6 @@ class WTinyLFUEvictor(_Buffered):
     the frequency sketch has seen it more often than the key main would evict in its
     place, so that one-time keys never push out popular ones. Reads are replayed under
     the lock. `O(1)` amortized per read and write.
-
-    Added in 0.3.
     """
 
     __slots__ = (

@@ -616,8 +616,6 @@ async def get_or_set(
     is logged on the ``lapse`` logger and *factory*'s result is returned, as if the store
     were empty (``on_store_error="fail_open"``, the default, as aiocache and cashews
     do); ``on_store_error="fail_closed"`` raises it instead.
-
-    Added in 0.1; *on_store_error* in 0.3.
     """
     return await loader_for(store).get_or_set(
         store, key, factory, ttl=ttl, refresh_after=refresh_after, on_store_error=on_store_error

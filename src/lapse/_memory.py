@@ -64,8 +64,6 @@ class MemoryStore:
 
     Raises:
         TypeError: A policy, *clock* or *on_remove* is of the wrong kind.
-
-    Added in 0.1.
     """
 
     expiry: ExpiryPolicy | tuple[ExpiryPolicy, ...] | None = None
@@ -343,8 +341,6 @@ class MemoryStore:
         script.
 
         Runtime complexity: `O(1)` -- amortized, plus *fn*'s own.
-
-        Added in 0.2. Changed in 0.3: *ttl* may be a function of the new value.
         """
         return self._sync.update(key, fn, ttl=ttl, keep_ttl=keep_ttl)
 
@@ -422,8 +418,6 @@ class MemoryStore:
         The entries stay: a store may be shared, and closing one user's handle must not
         erase the others' data (call `clear` for that). The store stays usable.
         ``async with store:`` calls it on exit.
-
-        Changed in 0.2: no longer clears the store.
         """
         await self._loader.aclose()
 

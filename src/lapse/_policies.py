@@ -34,8 +34,6 @@ class ExpiryPolicy(Protocol):
     `TTL` bounds only the write deadline, `Idle` only the use deadline. A store whose
     policies are all `TTL` never calls ``after_use``; any other policy is asked on every
     read.
-
-    Added in 0.1.
     """
 
     def after_write(self, key: str, value: object) -> float:
@@ -64,8 +62,6 @@ class TTL:
     Raises:
         TypeError: *seconds* is not a number or a timedelta.
         ValueError: *seconds* is zero, negative or NaN.
-
-    Added in 0.1.
     """
 
     seconds: float = attrs.field(converter=_lifetime)
@@ -92,8 +88,6 @@ class Idle:
     Raises:
         TypeError: *seconds* is not a number or a timedelta.
         ValueError: *seconds* is zero, negative or NaN.
-
-    Added in 0.1.
     """
 
     seconds: float = attrs.field(converter=_lifetime)
@@ -114,8 +108,6 @@ class KeyOrder(Protocol):
     added at the end. An evictor may reorder keys with `move_to_end`, and read the order
     with ``iter()``, ``len()`` and ``in``; it must not change it in any other way, and must
     treat the mapping's values as opaque.
-
-    Added in 0.1.
     """
 
     def __len__(self) -> int: ...
@@ -133,8 +125,6 @@ class Evictor(Protocol):
     A store calls these methods under its lock, so an evictor needs no lock of its own;
     they must not raise and must not use the store. The store prefers an expired entry to
     any victim, so an evictor need not know about time.
-
-    Added in 0.1.
     """
 
     def add(self, key: str, weight: int) -> None:
@@ -164,10 +154,7 @@ class Evictor(Protocol):
 
 
 class EvictionPolicy(Protocol):
-    """Bounds a store's size: configuration that makes one `Evictor` per store.
-
-    Added in 0.1.
-    """
+    """Bounds a store's size: configuration that makes one `Evictor` per store."""
 
     def weigh(self, key: str, value: object) -> int:
         """Return the weight of an entry about to be written.
@@ -229,8 +216,6 @@ class LRU:
         TypeError: A bound is not an ``int``, or *weigher* is not callable.
         ValueError: A bound is below 1, neither bound is given, or *max_weight* and
             *weigher* are not given together.
-
-    Added in 0.1.
     """
 
     max_size: int | None = None
@@ -290,8 +275,6 @@ class LRUEvictor:
         order: The store's keys, least recently used first.
         max_size: As in `LRU`.
         max_weight: As in `LRU`.
-
-    Added in 0.1.
     """
 
     order: KeyOrder

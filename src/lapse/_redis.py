@@ -187,8 +187,6 @@ class Serializer(Protocol):
 
     A serializer may declare ``safe = True`` when its ``loads`` runs no code whatever
     the bytes; `lapse.sessions.SessionManager` accepts only such a store's serializer.
-
-    Added in 0.2.
     """
 
     def dumps(self, value: Any) -> bytes:
@@ -210,8 +208,6 @@ class JSONSerializer:
     an infinity, an object) raises `TypeError` or `ValueError`, so that
     `RedisStore.set` refuses it before anything is written. Decoding runs no code,
     whatever the bytes.
-
-    Added in 0.2; exact since 0.3.
     """
 
     safe = True
@@ -229,8 +225,6 @@ class JSONSerializer:
 class PickleSerializer:
     """pickle: any picklable value. Only for a Redis that nobody else can write to:
     unpickling runs code chosen by whoever wrote the bytes.
-
-    Added in 0.2.
     """
 
     safe = False
@@ -455,8 +449,6 @@ class RedisStore:
         TypeError: Neither or both of *url* and *client*, or a wrong policy.
         ValueError: An *eviction* policy, `TTL` and `Idle` together, a lifetime Redis
             cannot keep, or *max_connections* below 1.
-
-    Added in 0.2.
     """
 
     def __init__(

@@ -45,8 +45,6 @@ class Session(MutableMapping[str, Any]):
     Changes are tracked by comparing each key's JSON with what was loaded, so changes
     deep inside (appending to a list in the session) count too. `clear` ends the
     session; `regenerate` and `login` give it a new ID when it is saved.
-
-    Added in 0.2.
     """
 
     def __init__(
@@ -182,8 +180,6 @@ class Session(MutableMapping[str, Any]):
         Raises:
             RuntimeError: The response has started, so the new cookie cannot be sent.
             TypeError: *user* is not JSON, or *descriptor* not a str.
-
-        Changed in 0.3: another user's login starts from empty data; *descriptor*.
         """
         self._not_started("login")
         dumps(user)

@@ -85,8 +85,6 @@ class AtomicStore(Protocol):
     lose each other's changes and a save never brings back a deleted session.
     `lapse.MemoryStore` and `lapse.redis.RedisStore` have it; a store without it gets a
     plain read then write.
-
-    Added in 0.2. Changed in 0.3: *ttl* may be a function of the new value.
     """
 
     async def update(self, key: str, fn: Callable[[Any], Any], *, ttl: Any = None) -> Any:
@@ -110,8 +108,6 @@ class SessionInfo:
         expires: When it ends if nobody uses it again.
         descriptor: What the app said of the device at login (``login(user,
             descriptor=...)``), for example its user agent; ``None`` if nothing.
-
-    Added in 0.2. Changed in 0.3: *descriptor*.
     """
 
     key: str
@@ -136,8 +132,6 @@ class SessionStats:
             guessing IDs.
         corrupt: Records found that could not be decoded (read as no session).
         store_errors: Store failures met while loading sessions.
-
-    Added in 0.3.
     """
 
     created: int = 0
@@ -253,9 +247,6 @@ class SessionManager:
             delete, for instance).
         ValueError: A timeout is zero, negative or NaN; a cookie setting is insecure or
             contradicts a ``__Host-`` name; the store's serializer may run code.
-
-    Added in 0.2. Changed in 0.3: *host_prefix*, *persistent_cookie*, *renewal_grace*,
-    *max_sessions_per_user*, *principal_keys*, *on_store_error*.
     """
 
     store: Store = attrs.field(factory=lambda: MemoryStore(eviction=SIEVE(100_000)))
@@ -362,10 +353,7 @@ class SessionManager:
             _log.log(level, "session %s: %s%s", name, what.replace("_", " "), detail)
 
     def stats(self) -> SessionStats:
-        """Counters of what happened to sessions since the manager was created.
-
-        Added in 0.3.
-        """
+        """Counters of what happened to sessions since the manager was created."""
         fields = attrs.fields_dict(SessionStats)
         return SessionStats(**{k: v for k, v in self._counts.items() if k in fields})
 
@@ -862,8 +850,6 @@ class SessionManager:
 
         Raises:
             TypeError: *data* is not a mapping of JSON-serializable values.
-
-        Changed in 0.3: *descriptor*.
         """
         return await self._drive(
             self._op_create(
@@ -945,8 +931,6 @@ class SessionManager:
         old ID then stands for the new session for *renewal_grace* only. Call it when a
         user logs in (session fixation), with *user* to tie the session to that user.
         If the session belongs to another user, it ends and the new one starts empty.
-
-        Changed in 0.3: another user's session is not carried over.
         """
         return await self._drive(self._op_regenerate(sid, user=user))
 

@@ -53,8 +53,6 @@ class Store(Protocol):
     - Keys are ``str``; any other key raises `TypeError` and changes nothing.
     - ``set`` replaces the value and the deadline of the key (Redis semantics).
     - An expired key behaves exactly like a missing one.
-
-    Added in 0.1.
     """
 
     async def get(self, key: str, default: Any = None) -> Any:
@@ -89,8 +87,6 @@ class FullStore(Store, Protocol):
 
     Lifetimes (*ttl*) are seconds or a `datetime.timedelta`, ``math.inf`` for none;
     zero, negative and NaN raise `ValueError`. Keys are ``str``.
-
-    Added in 0.3.
     """
 
     async def has(self, key: str) -> bool:
@@ -173,10 +169,7 @@ class FullStore(Store, Protocol):
 
 
 class RemovalCause(enum.Enum):
-    """Why an entry left a store, as passed to an ``on_remove`` callback.
-
-    Added in 0.1.
-    """
+    """Why an entry left a store, as passed to an ``on_remove`` callback."""
 
     EXPLICIT = "explicit"
     """Removed by the caller: ``delete``, ``delete_many``, ``pop`` or ``clear``."""
@@ -205,8 +198,6 @@ class Stats:
         loads: Successful calls of a factory by ``get_or_set`` or `lapse.cached`.
         load_failures: Calls of a factory that raised.
         load_time: Seconds spent in factories, in total.
-
-    Added in 0.1.
     """
 
     hits: int

@@ -46,8 +46,6 @@ class SyncMemoryStore(Engine):
     `MemoryStore` and checks them the same way, for code that has no event loop at all.
     Every method is safe to call from any number of threads at once, and behaves, costs
     and raises as the `MemoryStore` coroutine of the same name.
-
-    Added in 0.1. Changed in 0.2: constructible with `MemoryStore`'s keywords.
     """
 
     __slots__ = ()

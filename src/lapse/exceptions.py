@@ -4,10 +4,7 @@ from __future__ import annotations
 
 
 class LapseError(Exception):
-    """The base class of lapse's own exceptions.
-
-    Added in 0.1.
-    """
+    """The base class of lapse's own exceptions."""
 
 
 class ReentrantLoadError(LapseError, RuntimeError):
@@ -15,8 +12,6 @@ class ReentrantLoadError(LapseError, RuntimeError):
 
     Waiting would never end: the load waits for the factory, which would wait for the
     load. Raised instead of a deadlock, in the factory's own call.
-
-    Added in 0.1.
     """
 
 
@@ -26,8 +21,6 @@ class ReentrantCallError(LapseError, RuntimeError):
     A store calls them while it holds its lock, in the middle of a write; using the store
     from there would deadlock or see a half-made change. Raised instead, and the write
     changes nothing. (``on_remove`` runs after the lock is released and may use the store.)
-
-    Added in 0.2.
     """
 
 
@@ -38,8 +31,6 @@ class LoadError(LapseError):
     a traceback of their own). When that exception cannot be copied, or is not an
     `Exception` (a factory that raised `asyncio.CancelledError` without being cancelled),
     they get this instead, with the original as its ``__cause__``.
-
-    Added in 0.2.
     """
 
 
@@ -48,16 +39,11 @@ class StoreError(LapseError):
 
     Chained (``__cause__``) to the driver's own error. A write that raised it may or may
     not have reached the server, but it is never reported as done.
-
-    Added in 0.2.
     """
 
 
 class StoreTimeoutError(StoreError, TimeoutError):
-    """A store's backend did not answer within the store's timeout.
-
-    Added in 0.2.
-    """
+    """A store's backend did not answer within the store's timeout."""
 
 
 class SessionUnavailableError(StoreError):
@@ -66,23 +52,15 @@ class SessionUnavailableError(StoreError):
     Raised when a handler touches ``request.session`` after the store failed to load it
     (and, with ``on_store_error="fail_open"``, only when it writes). `SessionMiddleware`
     answers it with ``503 Service Unavailable``.
-
-    Added in 0.3.
     """
 
 
 class UnserializableError(LapseError, TypeError):
-    """A value the store's serializer cannot encode; nothing was written.
-
-    Added in 0.2.
-    """
+    """A value the store's serializer cannot encode; nothing was written."""
 
 
 class CorruptValueError(LapseError, ValueError):
-    """Bytes under a key that the store's serializer cannot decode (the key is named).
-
-    Added in 0.2.
-    """
+    """Bytes under a key that the store's serializer cannot decode (the key is named)."""
 
 
 __all__ = [

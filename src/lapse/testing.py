@@ -34,8 +34,6 @@ class ManualClock:
 
     Attributes:
         now: The current reading, in seconds.
-
-    Added in 0.1.
     """
 
     now: float = 0.0
@@ -102,8 +100,6 @@ class StoreContract:
 
     Only ``get``, ``set`` and ``delete`` are used, with JSON-like values, so a store that
     serializes values passes too.
-
-    Added in 0.1.
     """
 
     async def test_is_a_store(self, store: Any) -> None:
@@ -226,8 +222,6 @@ class FullStoreContract(StoreContract):
 
     The fixtures are those of `StoreContract`; the store must start empty, with no
     default lifetime, and may serialize values (they are JSON-like here).
-
-    Added in 0.3.
     """
 
     async def test_has_counts_no_use_and_sees_no_expired_key(
@@ -424,8 +418,6 @@ class AsyncFace:
     from a coroutine, and ``keys()`` is an async iterator. So `SyncStoreContract` states
     each rule once, for both faces. Not a way to use a sync store from async code (it
     blocks the event loop for the whole call).
-
-    Added in 0.3.
     """
 
     def __init__(self, sync_store: Any) -> None:
@@ -461,8 +453,6 @@ class SyncStoreContract(FullStoreContract):
 
     Provide the fixtures of `StoreContract`, with ``store`` an `AsyncFace` of the sync
     store: ``return AsyncFace(MemoryStore(clock=clock).sync)``.
-
-    Added in 0.3.
     """
 
     async def test_is_a_store(self, store: Any) -> None:
