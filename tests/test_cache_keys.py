@@ -63,7 +63,7 @@ class Span:
 
 
 async def test_objects_with_the_default_repr_never_share_results(store: MemoryStore) -> None:
-    """Issue #8.1: a new object at a dead object's address never gets its result."""
+    """A new object at a dead object's address never gets its result."""
 
     @cached(store, ttl=60)
     async def execute(query: Query) -> str:
@@ -77,7 +77,7 @@ async def test_objects_with_the_default_repr_never_share_results(store: MemorySt
 
 
 def test_a_slotted_object_with_the_default_repr_is_refused(store: MemoryStore) -> None:
-    """Issue #8.1: an object known only by its address and not weakly referable: TypeError."""
+    """An object known only by its address and not weakly referable: TypeError."""
     describe = cached(store)(SlotPoint.describe)
     with pytest.raises(TypeError, match=r"pass key=\.\.\."):
         describe(SlotPoint(0))
@@ -85,7 +85,7 @@ def test_a_slotted_object_with_the_default_repr_is_refused(store: MemoryStore) -
 
 
 def test_value_objects_are_keyed_by_value(store: MemoryStore) -> None:
-    """Issue #8.1: slotted dataclasses, enums, attrs classes, dates: by their value."""
+    """Slotted dataclasses, enums, attrs classes, dates: by their value."""
 
     class Shapes:
         calls = 0
@@ -107,7 +107,7 @@ def test_value_objects_are_keyed_by_value(store: MemoryStore) -> None:
 
 
 def test_equal_dicts_and_sets_give_one_key() -> None:
-    """Issue #8: insertion order and hash seed do not change a key."""
+    """Insertion order and hash seed do not change a key."""
     assert canonical({"a": 1, "b": [1, 2]}) == canonical({"b": [1, 2], "a": 1})
     assert canonical({3, 1, 2}) == canonical({2, 3, 1})
     assert canonical(frozenset({"x", "y"})) != canonical({"x", "y"})
@@ -115,7 +115,7 @@ def test_equal_dicts_and_sets_give_one_key() -> None:
 
 
 def test_keys_are_the_same_in_every_process() -> None:
-    """Issue #8: the key of a call is stable across processes (hash seeds differ)."""
+    """The key of a call is stable across processes (hash seeds differ)."""
     script = textwrap.dedent(
         """
         from lapse import MemoryStore, cached
@@ -138,7 +138,7 @@ def test_keys_are_the_same_in_every_process() -> None:
 
 
 async def test_closures_from_one_factory_do_not_share(store: MemoryStore) -> None:
-    """Issue #8.2: make_adder(1) and make_adder(100) are two functions, two namespaces."""
+    """Make_adder(1) and make_adder(100) are two functions, two namespaces."""
 
     def make_adder(n: int) -> Any:
         @cached(store)
@@ -154,7 +154,7 @@ async def test_closures_from_one_factory_do_not_share(store: MemoryStore) -> Non
 
 
 def test_separately_decorated_lambdas_do_not_share(store: MemoryStore) -> None:
-    """Issue #8.2: two lambdas have one qualified name, and still two namespaces."""
+    """Two lambdas have one qualified name, and still two namespaces."""
     double = cached(store)(lambda x: x * 2)
     square = cached(store)(lambda x: x * x)
     assert double(3) == 6
@@ -162,7 +162,7 @@ def test_separately_decorated_lambdas_do_not_share(store: MemoryStore) -> None:
 
 
 def test_sync_face_itself_is_a_store_for_plain_functions(store: MemoryStore) -> None:
-    """Issue #8.9: @cached(store.sync) takes a plain function, refuses an async one."""
+    """`@cached(store.sync)` takes a plain function, refuses an async one."""
     calls = 0
 
     @cached(store.sync, ttl=10)
@@ -182,7 +182,7 @@ def test_sync_face_itself_is_a_store_for_plain_functions(store: MemoryStore) -> 
 
 
 def test_static_and_class_methods(store: MemoryStore) -> None:
-    """Issue #8.9: @cached over @staticmethod and @classmethod works on class and instance."""
+    """`@cached` over @staticmethod and @classmethod works on class and instance."""
 
     class Rates:
         base: ClassVar[int] = 10
@@ -215,7 +215,7 @@ def test_static_and_class_methods(store: MemoryStore) -> None:
 
 
 async def test_partials_and_callable_instances(store: MemoryStore) -> None:
-    """Issue #8.9: functools.partial objects and callable instances can be cached."""
+    """Functools.partial objects and callable instances can be cached."""
 
     def power(base: int, exponent: int) -> int:
         return int(base**exponent)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_refreshed_values_are_stored_as_they_are(clock: ManualClock) -> None:
-    """Issue #8.3: get, get_many, pop, on_remove and weighers see the value, never a wrapper."""
+    """Get, get_many, pop, on_remove and weighers see the value, never a wrapper."""
     removed: list[Any] = []
     store = MemoryStore(
         clock=clock,
@@ -36,7 +36,7 @@ async def test_refreshed_values_are_stored_as_they_are(clock: ManualClock) -> No
 
 
 async def test_a_plain_set_keeps_refresh_ahead(clock: ManualClock) -> None:
-    """Issue #8.3: after a plain set, refresh-ahead still reloads the key when it is old."""
+    """After a plain set, refresh-ahead still reloads the key when it is old."""
     store = MemoryStore(clock=clock)
     loads = 0
     done = anyio.Event()
@@ -66,7 +66,7 @@ async def test_refresh_after_needs_a_lifetime() -> None:
 
 
 async def test_a_refresh_returning_none_is_not_cached(clock: ManualClock) -> None:
-    """Issue #8.4: with cache_none=False, a background refresh that returns None stores nothing."""
+    """With cache_none=False, a background refresh that returns None stores nothing."""
     store = MemoryStore(clock=clock)
     results = iter(["v1", None])
     refreshed = anyio.Event()
@@ -90,7 +90,7 @@ async def test_a_refresh_returning_none_is_not_cached(clock: ManualClock) -> Non
 
 @pytest.mark.parametrize("write", ["delete", "set", "invalidate"])
 async def test_a_write_during_a_load_wins(store: MemoryStore, write: str) -> None:
-    """Issue #8.5: a delete or set made while a load runs is not overwritten by its result."""
+    """A delete or set made while a load runs is not overwritten by its result."""
     started, release = anyio.Event(), anyio.Event()
 
     @cached(store, ttl=60)
@@ -120,7 +120,7 @@ async def test_a_write_during_a_load_wins(store: MemoryStore, write: str) -> Non
 
 
 async def test_a_write_during_a_refresh_wins(clock: ManualClock) -> None:
-    """Issue #8.5: a value set while a background refresh runs is not replaced by it."""
+    """A value set while a background refresh runs is not replaced by it."""
     store = MemoryStore(clock=clock)
     started, release, finished = anyio.Event(), anyio.Event(), anyio.Event()
     version = 0
@@ -148,7 +148,7 @@ async def test_a_write_during_a_refresh_wins(clock: ManualClock) -> None:
 
 
 def test_a_write_during_a_threaded_load_wins() -> None:
-    """Issue #8.5: the rule holds for store.sync.get_or_set in threads too."""
+    """The rule holds for store.sync.get_or_set in threads too."""
     store = MemoryStore()
     started, release = threading.Event(), threading.Event()
 
@@ -170,7 +170,7 @@ def test_a_write_during_a_threaded_load_wins() -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_factory_raising_cancelled_by_itself_fails_once(store: MemoryStore) -> None:
-    """Issue #8.6: a factory's own CancelledError fails the load once; no waiter is cancelled."""
+    """A factory's own CancelledError fails the load once; no waiter is cancelled."""
     calls = 0
     release = anyio.Event()
 
@@ -202,7 +202,7 @@ async def test_a_factory_raising_cancelled_by_itself_fails_once(store: MemorySto
 
 
 async def test_every_waiter_gets_its_own_traceback(store: MemoryStore) -> None:
-    """Issue #8.7: 1000 waiters of a failing load: tracebacks stay short, exceptions distinct."""
+    """1000 waiters of a failing load: tracebacks stay short, exceptions distinct."""
     release = anyio.Event()
 
     class UpstreamError(Exception):
@@ -233,7 +233,7 @@ async def test_every_waiter_gets_its_own_traceback(store: MemoryStore) -> None:
 
 
 async def test_tasks_started_by_a_factory_may_load_the_key_later(store: MemoryStore) -> None:
-    """Issue #8.8: the loading mark ends with the load; a task it started is not refused."""
+    """The loading mark ends with the load; a task it started is not refused."""
     later: list[Any] = []
     loaded = anyio.Event()
 

@@ -1,6 +1,6 @@
 """Sessions as an attacker tries them: over real HTTP, on MemoryStore and a real Redis.
 
-Each test here failed on the code before the sessions audit (issue 14); the docstring
+Each test here failed on the code before the sessions audit; the docstring
 says which promise it holds.
 """
 
