@@ -16,7 +16,7 @@ import time
 
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -25,6 +25,7 @@ from . import _codec
 from ._clock import as_seconds
 from ._loader import Loader, OnStoreError
 from ._policies import TTL, Idle, expiry_tuple, positive_int_or_none, ttl_seconds
+from ._sansio import Op, adrive
 from ._store import Stats, check_key
 from .exceptions import (
     CorruptValueError,
@@ -360,8 +361,7 @@ class _Call:
 
 
 _PAUSE: Any = object()  # a step that only lets the event loop run (nothing on threads)
-Op: TypeAlias = Generator[Any, Any, T]
-"""An operation: yields `_Call` steps (or `_PAUSE`), gets replies, returns its result."""
+# An operation (`_sansio.Op`) yields `_Call` steps (or `_PAUSE`) and gets their replies.
 
 
 async def _settled(reply: Any) -> Any:
@@ -596,21 +596,13 @@ class RedisStore:
 
     async def _drive(self, op: Op[T]) -> T:
         """Run the operation *op* (see `_Call`) on the asyncio client."""
-        reply: Any = None
-        error: StoreError | None = None
-        while True:
-            try:
-                step = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            reply = error = None
-            if step is _PAUSE:
-                await asyncio.sleep(0)  # let the loop breathe between chunks of work
-            elif isinstance(step, _Call):
-                try:
-                    reply = await self._run(step)
-                except StoreError as e:
-                    error = e
+        return await adrive(op, self._step, StoreError)
+
+    async def _step(self, step: Any) -> Any:
+        if step is _PAUSE:
+            await asyncio.sleep(0)  # let the loop breathe between chunks of work
+            return None
+        return await self._run(step)
 
     def _dumps(self, key: str, value: Any) -> bytes:
         try:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis.exceptions as redis_errors
 
 from ._loader import OnStoreError
-from ._redis import _ATTEMPTS, _DRIVER_ERRORS, _PAUSE, Op, _Call
+from ._redis import _ATTEMPTS, _DRIVER_ERRORS, _PAUSE, _Call
+from ._sansio import Op, drive
 from ._store import Stats
 from .exceptions import StoreError
 
@@ -89,19 +90,10 @@ class SyncRedisStore:
         raise AssertionError  # pragma: no cover -- the loop returns or raises
 
     def _drive(self, op: Op[T]) -> T:
-        reply: Any = None
-        error: StoreError | None = None
-        while True:
-            try:
-                step = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            reply = error = None
-            if step is not _PAUSE:
-                try:
-                    reply = self._run(step)
-                except StoreError as e:
-                    error = e
+        return drive(op, self._step, StoreError)
+
+    def _step(self, step: Any) -> Any:
+        return None if step is _PAUSE else self._run(step)
 
     # -- reads -------------------------------------------------------------------------
 

@@ -20,9 +20,9 @@ import re
 import secrets
 import time
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -30,6 +30,7 @@ from ._clock import as_seconds
 from ._cookies import HOST_PREFIX, Cookie, Headers
 from ._eviction import SIEVE
 from ._memory import MemoryStore
+from ._sansio import Op, adrive, drive
 from ._session import DEFAULT, Lifetimes, Loaded, Session
 from ._session_index import Entry, UserIndex, decode_index, user_key
 from ._session_record import Record, Renewal, decode, dumps
@@ -64,8 +65,7 @@ def _store(method: str, *args: Any, **kwargs: Any) -> _StoreCall:
     return _StoreCall(method, args, kwargs)
 
 
-Op: TypeAlias = Generator[_StoreCall, Any, T]
-"""A session operation: yields store calls, gets their results, returns its own."""
+# A session operation (`Op`): yields store calls, gets their results, returns its own.
 
 
 def wall_clock() -> float:
@@ -393,18 +393,10 @@ class SessionManager:
 
     async def _drive(self, op: Op[T]) -> T:
         """Run the session operation *op* on the store's coroutines."""
-        reply: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                step = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            reply = error = None
-            try:
-                reply = await getattr(self.store, step.method)(*step.args, **step.kwargs)
-            except Exception as e:  # noqa: BLE001 -- thrown into the operation, as raised
-                error = e
+        return await adrive(op, self._call, Exception)
+
+    async def _call(self, step: _StoreCall) -> Any:
+        return await getattr(self.store, step.method)(*step.args, **step.kwargs)
 
     @property
     def sync(self) -> SyncSessionManager:
@@ -1058,18 +1050,10 @@ class SyncSessionManager:
     store: Any  # the store's sync face
 
     def _drive(self, op: Op[T]) -> T:
-        reply: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                step = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            reply = error = None
-            try:
-                reply = getattr(self.store, step.method)(*step.args, **step.kwargs)
-            except Exception as e:  # noqa: BLE001 -- thrown into the operation, as raised
-                error = e
+        return drive(op, self._call, Exception)
+
+    def _call(self, step: _StoreCall) -> Any:
+        return getattr(self.store, step.method)(*step.args, **step.kwargs)
 
     def open(self, headers: list[tuple[bytes, bytes]]) -> Session:
         """The session of a request with these headers. See `SessionManager.open`."""

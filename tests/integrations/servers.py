@@ -25,6 +25,8 @@ from typing import Any
 
 import uvicorn
 
+from werkzeug.serving import make_server
+
 
 def free_port(below: int = 65536) -> int:
     """A free TCP port on 127.0.0.1, lower than *below*."""
@@ -259,3 +261,16 @@ def load_example(name: str) -> Any:
     sys.modules[name] = module  # as an import does: Litestar reads annotations from it
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def werkzeug_serving(app: Any) -> Iterator[str]:
+    """Run the WSGI *app* under werkzeug's threaded server on 127.0.0.1 and a free port."""
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import threading
 
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -13,10 +12,9 @@ from typing import TypeVar
 import pytest
 
 from playwright.sync_api import Browser
-from werkzeug.serving import make_server
 
 from .django_setup import configure
-from .servers import free_port, load_example
+from .servers import load_example, werkzeug_serving
 
 
 configure()
@@ -92,15 +90,8 @@ def test_login_keeps_the_data_under_a_new_key_and_logout_ends_it(ann: User) -> N
 
 @pytest.fixture(name="served")
 def _served(ann: User) -> Iterator[str]:
-    with override_settings(**SETTINGS):
-        server = make_server("127.0.0.1", free_port(), WSGIHandler(), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
-            thread.join()
+    with override_settings(**SETTINGS), werkzeug_serving(WSGIHandler()) as url:
+        yield url
 
 
 def test_in_a_browser(served: str, browser: Browser) -> None:

@@ -3,9 +3,7 @@ client and a real werkzeug server."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 
 from collections.abc import Iterator
 
@@ -14,7 +12,6 @@ import httpx
 import pytest
 
 from playwright.sync_api import Browser
-from werkzeug.serving import make_server
 
 import lapse.flask
 
@@ -22,7 +19,7 @@ from lapse import MemoryStore
 from lapse.redis import RedisStore
 from lapse.sessions import SessionManager
 
-from .servers import free_port, load_example
+from .servers import free_port, load_example, werkzeug_serving
 
 
 def make_app(manager: SessionManager) -> flask.Flask:
@@ -149,19 +146,6 @@ def test_session_of_needs_lapse() -> None:
         lapse.flask.session_of(flask.session)
     with pytest.raises(TypeError, match="SessionManager"):
         lapse.flask.SessionInterface(object())  # type: ignore[arg-type]
-
-
-@contextlib.contextmanager
-def werkzeug_serving(app: flask.Flask) -> Iterator[str]:
-    """Run *app* under werkzeug's threaded server on 127.0.0.1 and a free port."""
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @pytest.fixture(name="served")
