@@ -121,3 +121,107 @@ def test_a_rewrite_to_an_earlier_deadline_in_the_same_bucket_moves_the_head() ->
     assert len(store) == 1
     assert store.purge_expired() == 1
     assert list(store.keys()) == ["a"]
+
+
+def _coarse_window_store(
+    keys: int, *, in_order: bool = False
+) -> tuple[SyncMemoryStore, ManualClock, list[str], dict[str, float]]:
+    """A store whose *keys* deadlines all lie in one far coarse bucket, [1024, 1088), set
+    earliest first if *in_order*; its on_remove records the expired keys."""
+    clock = ManualClock(900.0)
+    events: list[str] = []
+    store = SyncMemoryStore(
+        clock=clock,
+        on_remove=lambda k, v, c: events.append(k) if c is RemovalCause.EXPIRED else None,
+    )
+    rng = random.Random(11)
+    deadlines = {f"k{i}": rng.uniform(1024.0, 1088.0) for i in range(keys)}
+    if in_order:
+        deadlines = dict(sorted(deadlines.items(), key=lambda item: item[1]))
+    for key, deadline in deadlines.items():
+        store.set(key, 0, ttl=deadline - 900.0)
+    return store, clock, events, deadlines
+
+
+def test_far_deadlines_share_a_coarse_bucket_moved_in_steps_before_the_clock_reaches_it() -> None:
+    """Far deadlines are in a 64-second bucket; within a minute of the clock it is opened
+    and its keys move to one-second buckets a bounded number per write, while keys in it
+    are rewritten, deleted and read; every expiry fires once, earliest first."""
+    store, clock, events, deadlines = _coarse_window_store(5000)
+    assert len(store._buckets) == 1  # 5000 deadlines, one bucket
+    store._check_invariants()
+    clock.advance(1024.0 - 64.0 - 900.0)  # a minute before the first deadline
+    store.set("trigger", 0, ttl=10_000)
+    moving = len(store._remnant)
+    assert 0 < moving <= 5000 - 1024  # opened, one step moved
+    rng = random.Random(3)
+    written = 0
+    while store._remnant:
+        before = len(store._remnant)
+        victim = rng.choice(list(deadlines))
+        if rng.random() < 0.5:
+            store.delete(victim)
+            del deadlines[victim]
+        else:  # to another deadline, maybe in the same coarse bucket
+            deadlines[victim] = clock() + rng.uniform(70.0, 120.0)
+            store.set(victim, 1, ttl=deadlines[victim] - clock())
+        assert store.get(victim) == (1 if victim in deadlines else None)
+        written += 1
+        assert before - len(store._remnant) <= 1024 + 1
+        store._check_invariants()
+    assert written >= 3  # it took several writes, none moved everything
+    assert store._fine_end == 1088.0
+    assert len(store) == len(deadlines) + 1
+    clock.advance(1200.0 - clock())
+    assert store.purge_expired() == len(deadlines)
+    assert events == sorted(deadlines, key=deadlines.__getitem__)
+    store._check_invariants()
+
+
+def test_a_clock_that_jumps_past_an_opened_coarse_bucket_finds_every_expired_key() -> None:
+    """Opened but not yet moved when the clock passes its deadlines: len() is exact and
+    a purge takes them earliest first, at once."""
+    store, clock, events, deadlines = _coarse_window_store(3000)
+    clock.advance(1024.0 - 60.0 - 900.0)
+    store.set("trigger", 0, ttl=10_000)
+    assert store._remnant  # opened, waiting for writes
+    clock.advance(1050.0 - clock())
+    expired = sorted((d, k) for k, d in deadlines.items() if d <= 1050.0)
+    assert len(store) == 3001 - len(expired)
+    assert not store._remnant
+    store._check_invariants()
+    assert store.purge_expired() == len(expired)
+    assert events == [k for _, k in expired]
+    clock.advance(100.0)
+    assert len(store) == 1
+    store._check_invariants()
+
+
+def test_writes_alone_purge_a_coarse_bucket_after_a_long_silence() -> None:
+    """No reads, no len(): writes after the clock jumped past a whole coarse bucket open,
+    move and purge it, so memory stays bounded."""
+    store, clock, events, deadlines = _coarse_window_store(2000)
+    clock.advance(2000.0 - 900.0)
+    for i in range(1100):
+        store.set(f"w{i}", i, ttl=5000)
+    assert sorted(events) == sorted(deadlines)
+    assert len(store._data) == 1100
+    store._check_invariants()
+
+
+def test_a_key_rewritten_within_its_second_while_its_coarse_bucket_is_moved() -> None:
+    """A rewrite to a deadline in the same second, before the key left the opened coarse
+    bucket: the index stays exact, and the new deadline is the one that expires."""
+    store, clock, events, deadlines = _coarse_window_store(3000, in_order=True)
+    clock.advance(1024.0 - 64.0 - 900.0)
+    store.set("trigger", 0, ttl=10_000)
+    # The latest deadlines moved first: the earliest wait, before every indexed one.
+    waiting = [key for key in store._remnant if deadlines[key] // 1.0 < deadlines[key] - 0.01]
+    assert deadlines[waiting[0]] < store._ids[0]
+    for key in waiting[:50]:
+        deadlines[key] -= 0.01  # earlier, same second
+        store.set(key, 2, ttl=deadlines[key] - clock())
+        store._check_invariants()
+    clock.advance(1100.0 - clock())
+    assert store.purge_expired() == 3000
+    assert events == sorted(deadlines, key=deadlines.__getitem__)

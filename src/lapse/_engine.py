@@ -41,7 +41,7 @@ from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
 from ._clock import Clock, monotonic
-from ._expiry_index import ExpiryIndex
+from ._expiry_index import _COARSE, ExpiryIndex
 from ._loader import DELETE, Loader
 from ._policies import (
     EvictionPolicy,
@@ -511,10 +511,15 @@ class Engine(ExpiryIndex):
             else:
                 data[key] = (hard, value)
                 expires = old[0]
-                # _reindex inlined for two finite deadlines in plain buckets.
-                if expires == _INF or hard == _INF or self._exact:  # noqa: PLR1714
+                # _reindex inlined for two finite deadlines in plain buckets, while no
+                # coarse bucket is being moved.
+                if expires == _INF or hard == _INF or self._exact or self._remnant:  # noqa: PLR1714
                     self._reindex(key, expires, hard)
-                elif (old_id := expires // 1.0) == (new_id := hard // 1.0):
+                elif (
+                    old_id := expires // 1.0
+                    if expires < (fine_end := self._fine_end)
+                    else expires // _COARSE * _COARSE
+                ) == (new_id := hard // 1.0 if hard < fine_end else hard // _COARSE * _COARSE):
                     if hard < self._head:  # noqa: PLR1730 -- within its bucket, earlier
                         self._head = hard
                 else:
@@ -536,7 +541,7 @@ class Engine(ExpiryIndex):
             max_size = self._bound
             if max_size is not None and len(data) > max_size:
                 self._trim(now)
-            elif self._head <= now:
+            elif self._head <= now or self._due <= now:
                 self._purge(now)
         except BaseException:
             self._dirty = True  # maybe half-way: rebuilt by the next operation
