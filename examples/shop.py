@@ -1,70 +1,99 @@
-"""A FastAPI app with login, a cached slow function and sessions: the end-to-end tutorial.
+"""The FastAPI tutorial's shop: a login, a cart in the session, a cached repository.
 
-Run it with ``uvicorn --app-dir examples fastapi_app:app``. It keeps everything in
-memory; set ``LAPSE_REDIS_URL=redis://127.0.0.1:6379/0`` to keep it in Redis instead,
-shared by every worker: the one line that changes is `make_store`.
+    uvicorn shop:app
+    LAPSE_REDIS_URL=redis://127.0.0.1:6379/0 uvicorn shop:app --workers 4
+
+Everything is in memory unless ``LAPSE_REDIS_URL`` is set; then sessions and the cache
+live in Redis, shared by every worker. `make_store` is the only code that knows.
 """
 
+# --8<-- [start:stores]
 from __future__ import annotations
 
 import asyncio
 import os
 
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 import fastapi
 
-from lapse import LRU, TTL, MemoryStore, Store, cached
+from lapse import LRU, TTL, FullStore, MemoryStore, cached
 from lapse.sessions import SessionManager, SessionMiddleware, session_of
 
 
-def make_store(redis_url: str | None = None) -> Store:
-    """The one line that changes: a MemoryStore, or a RedisStore for several processes."""
+def make_store(purpose: str) -> FullStore:
+    """Where the sessions or the cache live: the one place that changes for Redis."""
+    redis_url = os.environ.get("LAPSE_REDIS_URL")
     if redis_url:
         from lapse.redis import RedisStore  # noqa: PLC0415
 
-        return RedisStore(redis_url, prefix="shop:", expiry=TTL(3600))
-    return MemoryStore(expiry=TTL(3600), eviction=LRU(100_000))
+        return RedisStore(redis_url, prefix=f"shop:{purpose}:", expiry=TTL(3600))
+    if purpose == "cache":
+        return MemoryStore(expiry=TTL(3600), eviction=LRU(100_000))
+    return MemoryStore()  # sessions: never evicted, they end by their own lifetimes
 
 
-def build_app(store: Store, *, secure: bool = True) -> fastapi.FastAPI:
-    """The shop: log in, look at (slow, cached) prices, and a cart kept in the session."""
-    sessions = SessionManager(store=store, secure=secure, insecure_development=not secure)
-    app = fastapi.FastAPI(title="lapse shop")
-    app.add_middleware(SessionMiddleware, manager=sessions)
-    app.state.price_lookups = 0
+session_store = make_store("sessions")
+cache = make_store("cache")
+# --8<-- [end:stores]
 
-    @cached(store, ttl=60)
-    async def price(item: str) -> float:
-        """The slow part: a database, an API. Loaded once per minute, per item."""
-        app.state.price_lookups += 1
-        await asyncio.sleep(0.05)
+
+# --8<-- [start:repository]
+class Prices:
+    """A repository, made per request by `Depends`, as one holding a database session."""
+
+    lookups = 0  # slow calls made so far
+
+    @cached(cache, ttl=60, ignore=("self",))  # every instance shares the results
+    async def price(self, item: str) -> float:
+        Prices.lookups += 1
+        await asyncio.sleep(0.05)  # the slow part: a database, an API
         return round(1.5 * len(item), 2)
 
-    @app.post("/login")
-    async def login(request: fastapi.Request, name: str) -> dict[str, str]:
-        session_of(request).login(name)  # a new session ID, tied to the user
-        request.session["user"] = name
-        return {"user": name}
 
-    @app.get("/price/{item}")
-    async def get_price(item: str) -> dict[str, Any]:
-        return {"item": item, "price": await price(item)}
-
-    @app.post("/cart/{item}")
-    async def add_to_cart(request: fastapi.Request, item: str) -> dict[str, Any]:
-        if "user" not in request.session:
-            raise fastapi.HTTPException(401, "log in first")
-        request.session.setdefault("cart", []).append(item)
-        total = sum([await price(i) for i in request.session["cart"]])
-        return {"cart": request.session["cart"], "total": round(total, 2)}
-
-    @app.post("/logout")
-    async def logout(request: fastapi.Request) -> dict[str, bool]:
-        request.session.clear()
-        return {"ok": True}
-
-    return app
+PricesDep = Annotated[Prices, fastapi.Depends(Prices)]
+# --8<-- [end:repository]
 
 
-app = build_app(make_store(os.environ.get("LAPSE_REDIS_URL")))
+# --8<-- [start:app]
+@asynccontextmanager
+async def lifespan(_app: fastapi.FastAPI) -> AsyncIterator[None]:
+    yield
+    await cache.aclose()  # closes Redis connections; nothing to do in memory
+    await session_store.aclose()
+
+
+app = fastapi.FastAPI(title="lapse shop", lifespan=lifespan)
+app.add_middleware(SessionMiddleware, manager=SessionManager(store=session_store))
+
+
+@app.post("/login")
+async def login(request: fastapi.Request, name: str) -> dict[str, str]:
+    session_of(request).login(name)  # a new session ID, tied to the user
+    request.session["user"] = name
+    return {"user": name}
+
+
+@app.get("/price/{item}")
+async def get_price(item: str, prices: PricesDep) -> dict[str, Any]:
+    return {"item": item, "price": await prices.price(item), "lookups": Prices.lookups}
+
+
+@app.post("/cart/{item}")
+async def add_to_cart(request: fastapi.Request, item: str, prices: PricesDep) -> dict[str, Any]:
+    if "user" not in request.session:
+        raise fastapi.HTTPException(401, "log in first")
+    request.session.setdefault("cart", []).append(item)
+    total = sum([await prices.price(i) for i in request.session["cart"]])
+    return {"cart": request.session["cart"], "total": round(total, 2)}
+
+
+@app.post("/logout")
+async def logout(request: fastapi.Request) -> dict[str, bool]:
+    request.session.clear()  # ends the session on the server and clears the cookie
+    return {"ok": True}
+
+
+# --8<-- [end:app]
