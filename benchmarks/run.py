@@ -618,7 +618,62 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# One chart per question: (file, question, axis label, subjects, scenario).
+CHARTS = [
+    (
+        "get_hit",
+        "How long does a read (a hit) take?",
+        "nanoseconds per get, lower is better",
+        [
+            LAPSE,
+            LAPSE_SYNC,
+            ASYNC_FLOOR,
+            TLRU,
+            "cachebox VTTLCache",
+            "theine Cache",
+            "cashews mem://",
+            "aiocache SimpleMemoryCache",
+        ],
+    ),
+    (
+        "set_ttl",
+        "How long does a write with its own TTL take?",
+        "nanoseconds per set, lower is better",
+        [
+            LAPSE,
+            LAPSE_SYNC,
+            TLRU,
+            "cachebox VTTLCache",
+            "cashews mem://",
+            "cashews Memory (raw)",
+            "aiocache SimpleMemoryCache",
+        ],
+    ),
+    (
+        "mixed",
+        "How long does a cache-aside request take?",
+        "nanoseconds per get-or-set (Zipf keys, bound N/10), lower is better",
+        [LAPSE, *POLICIES, TLRU, "cachebox LRUCache", "theine Cache", "cashews mem://"],
+    ),
+]
+
+
+def _bars(ax: Any, labels: list[str], groups: dict[str, list[float | None]]) -> None:
+    """Horizontal bars: one row per subject, one bar per N, lapse's rows in bold."""
+    height = 0.8 / max(len(groups), 1)
+    for i, (group, values) in enumerate(groups.items()):
+        rows = [(y, v) for y, v in enumerate(values) if v is not None]
+        ax.barh([y + i * height for y, _ in rows], [v for _, v in rows], height, label=group)
+    ax.set_yticks([y + height * (len(groups) - 1) / 2 for y in range(len(labels))])
+    ax.set_yticklabels(labels)
+    for tick in ax.get_yticklabels():
+        if tick.get_text().startswith("lapse"):
+            tick.set_fontweight("bold")
+    ax.invert_yaxis()
+
+
 def plots(results: dict[str, Any]) -> None:
+    """Write the docs' charts: one question each, its unit and direction on the axis."""
     import matplotlib as mpl  # noqa: PLC0415
 
     mpl.use("Agg")
@@ -626,34 +681,32 @@ def plots(results: dict[str, Any]) -> None:
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     ns = sorted(results["by_n"], key=int)
-    for scenario, title in [
-        ("get_hit", "get (hit)"),
-        ("set_ttl", "set with per-key TTL"),
-        ("mixed", "mixed Zipf workload, LRU bound N/10"),
-    ]:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        colors = plt.get_cmap("tab20").colors
-        for i, name in enumerate(SUBJECTS):
-            values = [results["by_n"][n].get(name, {}).get(scenario) for n in ns]
-            if any(v is None for v in values):
-                continue
-            lapse = name.startswith("lapse")
-            ax.plot(
-                [int(n) for n in ns],
-                [1e9 / v for v in values],
-                "-o" if lapse else "--.",
-                color=colors[i % len(colors)],
-                linewidth=2.5 if lapse else 1.2,
-                label=name,
-            )
+    for scenario, question, axis, subjects in CHARTS:
+        shown = [s for s in subjects if any(s in results["by_n"][n] for n in ns)]
+        groups = {
+            f"N = {int(n):,}": [results["by_n"][n].get(s, {}).get(scenario) for s in shown]
+            for n in ns
+        }
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) * len(ns) / 2 + 1.6))
+        _bars(ax, shown, groups)
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("N (keys)")
-        ax.set_ylabel("operations per second")
-        ax.set_title(title)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+        ax.set_xlabel(axis)
+        ax.set_title(question, pad=24)
+        ax.legend(
+            fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(ns), frameon=False
+        )
         fig.tight_layout()
         fig.savefig(IMAGES / f"bench-{scenario}.png", dpi=90)
+        plt.close(fig)
+    memory = results.get("memory_bytes_per_entry", {})
+    if memory:
+        names = sorted(memory, key=memory.__getitem__)
+        fig, ax = plt.subplots(figsize=(8, 0.4 * len(names) + 1.4))
+        _bars(ax, names, {f"N = {results['memory_n']:,}": [memory[n] for n in names]})
+        ax.set_xlabel("bytes per entry (RSS growth), lower is better")
+        ax.set_title("How much memory does an entry with a TTL take?")
+        fig.tight_layout()
+        fig.savefig(IMAGES / "bench-memory.png", dpi=90)
         plt.close(fig)
 
 
