@@ -7,9 +7,11 @@ check that each rule holds there too (the async face's tests are in test_session
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +175,27 @@ def test_a_store_without_a_sync_face_is_refused() -> None:
     manager = SessionManager(store=Minimal())
     with pytest.raises(TypeError, match="sync face"):
         _ = manager.sync
+
+
+def test_the_lifetimes_figure_shows_what_the_manager_does() -> None:
+    """The sessions page's timeline figure: replayed against a real manager, every
+    request before the drawn end is served, and the first one after it is refused."""
+    path = Path(__file__).parent.parent / "docs" / "figures" / "session_lifetimes.py"
+    spec = importlib.util.spec_from_file_location("session_lifetimes", path)
+    assert spec is not None
+    assert spec.loader is not None
+    figure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figure)
+    for requests in figure.USERS.values():
+        end = figure.ends(requests)
+        assert any(t >= end for t in requests)  # the figure shows a refused request
+        with freeze_time("2026-12-06 09:00:00") as frozen:
+            manager = _manager().sync
+            start = frozen.time_to_freeze
+            sid = manager.create({"n": 1})
+            for t in requests[1:]:
+                frozen.move_to(start + timedelta(hours=t))
+                served = manager.get(sid) is not None
+                assert served == (t < end), (t, end)
+                if not served:
+                    break
