@@ -1,7 +1,7 @@
 """Benchmark lapse against its peers, in one process, interleaved, median of repeats.
 
-    ./scripts/bench            # N = 1k, 100k, 1M; about 10 minutes on 2 cores
-    ./scripts/bench --quick    # N = 1k, 100k, fewer operations; under a minute
+    ./scripts/bench            # N = 1k, 10k, 100k, 1M; about 25 minutes on 2 cores
+    ./scripts/bench --quick    # N = 1k, 10k, 100k, fewer operations; about 6 minutes
 
 Writes ``benchmarks/results/results.json`` and ``results.md``, and the plots of the docs'
 Performance page (``docs/img/``). Every number is nanoseconds per operation unless said
