@@ -1,10 +1,10 @@
-"""The FastAPI tutorial's shop: a login, a cart in the session, a cached repository.
+"""The FastAPI tutorial's shop: a login, a session cart, a cached repository.
 
     uvicorn shop:app
     LAPSE_REDIS_URL=redis://127.0.0.1:6379/0 uvicorn shop:app --workers 4
 
-Everything is in memory unless ``LAPSE_REDIS_URL`` is set; then sessions and the cache
-live in Redis, shared by every worker. `make_store` is the only code that knows.
+Everything is in memory unless ``LAPSE_REDIS_URL`` is set; then sessions and
+the cache live in Redis, shared by every worker. `make_store` alone knows.
 """
 
 # --8<-- [start:stores]
@@ -24,15 +24,16 @@ from lapse.sessions import SessionManager, SessionMiddleware, session_of
 
 
 def make_store(purpose: str) -> FullStore:
-    """Where the sessions or the cache live: the one place that changes for Redis."""
+    """Where sessions or the cache live: the one place that knows."""
     redis_url = os.environ.get("LAPSE_REDIS_URL")
     if redis_url:
-        from lapse.redis import RedisStore  # noqa: PLC0415
+        from lapse.redis import RedisStore
 
-        return RedisStore(redis_url, prefix=f"shop:{purpose}:", expiry=TTL(3600))
+        prefix = f"shop:{purpose}:"
+        return RedisStore(redis_url, prefix=prefix, expiry=TTL(3600))
     if purpose == "cache":
         return MemoryStore(expiry=TTL(3600), eviction=LRU(100_000))
-    return MemoryStore()  # sessions: never evicted, they end by their own lifetimes
+    return MemoryStore()  # sessions: never evicted, they end by themselves
 
 
 session_store = make_store("sessions")
@@ -42,11 +43,11 @@ cache = make_store("cache")
 
 # --8<-- [start:repository]
 class Prices:
-    """A repository, made per request by `Depends`, as one holding a database session."""
+    """A repository, made per request by `Depends`, like a database one."""
 
     lookups = 0  # slow calls made so far
 
-    @cached(cache, ttl=60, ignore=("self",))  # every instance shares the results
+    @cached(cache, ttl=60, ignore=("self",))  # shared by every instance
     async def price(self, item: str) -> float:
         Prices.lookups += 1
         await asyncio.sleep(0.05)  # the slow part: a database, an API
@@ -66,7 +67,8 @@ async def lifespan(_app: fastapi.FastAPI) -> AsyncIterator[None]:
 
 
 app = fastapi.FastAPI(title="lapse shop", lifespan=lifespan)
-app.add_middleware(SessionMiddleware, manager=SessionManager(store=session_store))
+sessions = SessionManager(store=session_store)
+app.add_middleware(SessionMiddleware, manager=sessions)
 
 
 @app.post("/login")
@@ -78,11 +80,16 @@ async def login(request: fastapi.Request, name: str) -> dict[str, str]:
 
 @app.get("/price/{item}")
 async def get_price(item: str, prices: PricesDep) -> dict[str, Any]:
-    return {"item": item, "price": await prices.price(item), "lookups": Prices.lookups}
+    price = await prices.price(item)
+    return {"item": item, "price": price, "lookups": Prices.lookups}
 
 
 @app.post("/cart/{item}")
-async def add_to_cart(request: fastapi.Request, item: str, prices: PricesDep) -> dict[str, Any]:
+async def add_to_cart(
+    request: fastapi.Request,
+    item: str,
+    prices: PricesDep,
+) -> dict[str, Any]:
     if "user" not in request.session:
         raise fastapi.HTTPException(401, "log in first")
     request.session.setdefault("cart", []).append(item)
@@ -92,7 +99,7 @@ async def add_to_cart(request: fastapi.Request, item: str, prices: PricesDep) ->
 
 @app.post("/logout")
 async def logout(request: fastapi.Request) -> dict[str, bool]:
-    request.session.clear()  # ends the session on the server and clears the cookie
+    request.session.clear()  # ends it on the server, clears the cookie
     return {"ok": True}
 
 
