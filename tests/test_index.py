@@ -148,7 +148,8 @@ def test_far_deadlines_share_a_coarse_bucket_moved_in_steps_before_the_clock_rea
     and its keys move to one-second buckets a bounded number per write, while keys in it
     are rewritten, deleted and read; every expiry fires once, earliest first."""
     store, clock, events, deadlines = _coarse_window_store(5000)
-    assert len(store._buckets) == 1  # 5000 deadlines, one bucket
+    assert list(store._coarse) == [1024.0]  # 5000 deadlines, one list
+    assert not store._buckets
     store._check_invariants()
     clock.advance(1024.0 - 64.0 - 900.0)  # a minute before the first deadline
     store.set("trigger", 0, ttl=10_000)
@@ -225,3 +226,113 @@ def test_a_key_rewritten_within_its_second_while_its_coarse_bucket_is_moved() ->
     clock.advance(1100.0 - clock())
     assert store.purge_expired() == 3000
     assert events == sorted(deadlines, key=deadlines.__getitem__)
+
+
+def test_keys_moved_between_far_deadlines_leave_bounded_stale_entries() -> None:
+    """1000 keys rewritten 60 000 times to far deadlines (each rewrite leaves a stale
+    entry in a coarse list): the lists stay within twice the entries, and when the clock
+    passes every deadline each key expires once, at its last deadline."""
+    clock = ManualClock(0.0)
+    expired: list[str] = []
+    store = SyncMemoryStore(
+        clock=clock,
+        on_remove=lambda k, v, c: expired.append(k) if c is RemovalCause.EXPIRED else None,
+    )
+    rng = random.Random(5)
+    deadlines: dict[str, float] = {}
+    for i in range(60_000):
+        key = f"k{i % 1000}"
+        deadlines[key] = rng.uniform(600.0, 7200.0)
+        store.set(key, i, ttl=deadlines[key])
+        assert store._coarse_slots <= 2 * len(store) + 4096 + 1
+        if i % 7919 == 0:
+            store._check_invariants()
+    store._check_invariants()
+    while clock() < 7300.0:  # writes move the index along, as in a live process
+        clock.advance(30.0)
+        store.set("tick", 0, ttl=1.0)
+        store._check_invariants()
+    assert len(store) == 1
+    store.purge_expired()  # what two purges a write have not taken yet
+    assert sorted(k for k in expired if k != "tick") == sorted(deadlines)
+    assert store._coarse_slots == 0
+
+
+def test_a_key_that_comes_back_to_a_coarse_list_is_moved_and_expires_once() -> None:
+    """A -> B -> A between two coarse lists: A holds the key twice (one stale); it is
+    moved once, expires once; a key deleted while in a list never expires."""
+    clock = ManualClock(0.0)
+    expired: list[str] = []
+    store = SyncMemoryStore(
+        clock=clock,
+        on_remove=lambda k, v, c: expired.append(k) if c is RemovalCause.EXPIRED else None,
+    )
+    store.set("k", 0, ttl=1000.0)  # list 960
+    store.set("k", 0, ttl=2000.0)  # list 1984
+    store.set("k", 0, ttl=1010.0)  # list 960 again
+    store.set("gone", 0, ttl=1005.0)
+    store.delete("gone")
+    assert store._coarse[960.0] == ["k", "k", "gone"]
+    store._check_invariants()
+    clock.advance(990.0)
+    store.set("tick", 0, ttl=10_000)  # opens list 960: moved, stale entries dropped
+    assert store._buckets == {1010.0: {"k": None}}
+    store._check_invariants()
+    clock.advance(30.0)
+    assert store.purge_expired() == 1
+    assert expired == ["k"]
+    store._check_invariants()
+
+
+def test_deleted_keys_in_coarse_lists_are_compacted_away() -> None:
+    """Entries deleted while their deadline is far stay as stale list entries only until
+    the lists outnumber twice the entries: writes then compact them, one list a write."""
+    clock = ManualClock(0.0)
+    store = SyncMemoryStore(clock=clock)
+    for i in range(20_000):
+        store.set(f"k{i}", i, ttl=600.0 + i % 3000)
+    for i in range(20_000):
+        store.delete(f"k{i}")
+    assert store._coarse_slots == 20_000  # stale, not searched for
+    clock.advance(1.0)
+    for i in range(200):
+        store.set(f"n{i}", i, ttl=700.0 + i)
+        store._check_invariants()
+    assert 200 <= store._coarse_slots <= 2 * len(store) + 4096  # from 20 200
+
+
+def test_a_coarse_list_opened_while_it_is_compacted() -> None:
+    """Compaction checks a bounded number of entries per write; a list the clock comes
+    near half-way through is opened with what compaction kept and what it had not checked
+    yet: no key is lost, none expires twice."""
+    clock = ManualClock(0.0)
+    expired: list[str] = []
+    store = SyncMemoryStore(
+        clock=clock,
+        on_remove=lambda k, v, c: expired.append(k) if c is RemovalCause.EXPIRED else None,
+    )
+    rng = random.Random(9)
+    deadlines: dict[str, float] = {}
+    for i in range(10_000):  # list 1024
+        deadlines[f"k{i}"] = rng.uniform(1024.0, 1088.0)
+        store.set(f"k{i}", 0, ttl=deadlines[f"k{i}"])
+    writes = 0
+    while store._compacting != 1024.0:  # keys move on, leaving stale entries in 1024
+        key = f"k{writes % 10_000}"
+        if writes % 10_000 % 3:  # a third stay live there
+            deadlines[key] = rng.uniform(2048.0, 4000.0)
+            store.set(key, 1, ttl=deadlines[key])
+        writes += 1
+        assert writes < 100_000, "compaction never started"
+    assert 0 < store._compact_pos < len(store._coarse[1024.0])  # part-way
+    assert store._compact_live  # live keys found in the part checked
+    store._check_invariants()
+    clock.advance(1024.0 - 64.0)
+    store.set("w1", 0, ttl=5000.0)  # opens list 1024, part-compacted
+    assert store._remnant_id == 1024.0
+    assert store._compacting != store._compacting  # NaN: no list being compacted
+    store._check_invariants()
+    clock.advance(6000.0 - clock())
+    store.purge_expired()
+    assert sorted(expired) == sorted([*deadlines, "w1"])
+    store._check_invariants()

@@ -21,7 +21,10 @@ from .eviction_models import RefLRU, RefS3FIFO, RefSieve, RefWTinyLFU
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g"])
 VALUES = st.integers(-5, 5)
-TTLS = st.none() | st.integers(1, 30).map(float) | st.just(math.inf)
+# Near (1-30 s) and far (100-400 s: in 64-second lists of the index until the clock nears).
+TTLS = (
+    st.none() | st.integers(1, 30).map(float) | st.integers(100, 400).map(float) | st.just(math.inf)
+)
 
 
 class Model:
@@ -109,7 +112,7 @@ class StoreMachine(RuleBasedStateMachine):
             on_remove=lambda k, v, c: self.events.append((k, v, c)),
         ).sync
 
-    @rule(seconds=st.integers(0, 12))
+    @rule(seconds=st.integers(0, 12) | st.sampled_from([64, 150]))
     def advance(self, seconds: int) -> None:
         self.clock.advance(seconds)
         self.model.now += seconds
@@ -205,6 +208,10 @@ class StoreMachine(RuleBasedStateMachine):
         for key in expired:
             self.model.drop(key, RemovalCause.EXPIRED)
         assert self.store.purge_expired() == len(expired)
+
+    @invariant()
+    def index_is_consistent(self) -> None:
+        self.store._check_invariants()
 
     @invariant()
     def same_events(self) -> None:

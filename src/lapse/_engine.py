@@ -511,8 +511,9 @@ class Engine(ExpiryIndex):
             else:
                 data[key] = (hard, value)
                 expires = old[0]
-                # _reindex inlined for two finite deadlines in plain buckets, while no
-                # coarse bucket is being moved.
+                # _reindex inlined for two finite deadlines, while no bucket is ordered
+                # or being moved: far ones are appended to a coarse list (the old entry
+                # goes stale there), near ones moved between one-second buckets.
                 if expires == _INF or hard == _INF or self._exact or self._remnant:  # noqa: PLR1714
                     self._reindex(key, expires, hard)
                 elif (
@@ -520,11 +521,21 @@ class Engine(ExpiryIndex):
                     if expires < (fine_end := self._fine_end)
                     else expires // _COARSE * _COARSE
                 ) == (new_id := hard // 1.0 if hard < fine_end else hard // _COARSE * _COARSE):
-                    if hard < self._head:  # noqa: PLR1730 -- within its bucket, earlier
+                    if hard < self._head and hard < fine_end:
                         self._head = hard
+                elif hard >= fine_end:
+                    if expires < fine_end:
+                        del self._buckets[old_id][key]
+                    coarse = self._coarse.get(new_id)
+                    if coarse is None or self._coarse_slots >= self._slot_limit:
+                        self._index_coarse(key, new_id)
+                    else:
+                        coarse.append(key)
+                        self._coarse_slots += 1
                 else:
                     buckets = self._buckets
-                    del buckets[old_id][key]
+                    if expires < fine_end:
+                        del buckets[old_id][key]
                     bucket = buckets.get(new_id)
                     if bucket is None:
                         self._index(key, hard)

@@ -1,22 +1,26 @@
 """The expiry index of a `SyncMemoryStore`: deadlines in buckets, coarse far from the clock.
 
-A bucket is named by the time it starts. Deadlines before ``_fine_end`` (near the clock)
-fall in one-second buckets, ``floor(expires)``; later ones in `_COARSE`-second buckets,
-``floor(expires / 64) * 64``. ``_buckets`` maps a bucket to the keys in it (a dict used
-as an ordered set), ``_ids`` is the `SortedList` of the buckets that hold keys,
-``_head`` a lower bound of the earliest deadline, in the first bucket. Moving a key to
-another deadline is two dict operations, and no index work at all within one bucket; the
-`SortedList` changes only when a bucket appears or empties. Far deadlines share few
-buckets, so the bucket a write touches is usually in the CPU's cache and rarely new.
+Deadlines before ``_fine_end`` (within about two minutes of the clock) fall in one-second
+buckets named ``floor(expires)``: ``_buckets`` maps each to the keys in it (a dict used as
+an ordered set), ``_ids`` is the `SortedList` of their names, and ``_head`` a lower bound
+of their earliest deadline, in the first of them. Later deadlines fall in `_COARSE`-second
+buckets, ``_coarse``: append-only lists of keys, named ``floor(expires / 64) * 64``. An hour
+of deadlines is about sixty coarse lists, so a write appends to a list that is in the CPU's
+cache, and a key costs a list slot (8 bytes) instead of a dict slot (about 40).
 
-When the clock comes within `_COARSE` seconds of a coarse bucket, it is opened:
-``_fine_end`` moves past it and its keys (the ``_remnant``) move to their one-second
-buckets, `_DRAIN_STEP` keys per write, so no write pauses for a whole bucket; they are
-all moved before any of them can expire (at once, if the clock jumps). A key is moved at
-most once. A one-second bucket is ordered exactly, as an `_Ordered` run of
-``(expires, key)``, only once the clock has reached it (``_exact``): that is where a purge
-must pick the earliest entry and ``len()`` must count the expired ones. Reads always
-check an entry's exact deadline.
+A coarse list is never searched: a key that leaves it (a new deadline, a delete) stays in
+it, stale, and a key may be in it twice. A list entry counts only while the key's current
+deadline is in the list's 64 seconds; `_compact` drops the others, `_COMPACT_STEP` entries
+per write, once the lists hold twice as many slots as the store has entries (amortized
+`O(1)`).
+
+When the clock comes within `_COARSE` seconds of a coarse list, it is opened: ``_fine_end``
+moves past it and its live keys (the ``_remnant``) move to their one-second buckets,
+`_DRAIN_STEP` per write, all before any of them can expire (at once if the clock jumps).
+A one-second bucket is ordered exactly, as an `_Ordered` run of ``(expires, key)``, only
+once the clock has reached it (``_exact``): that is where a purge must pick the earliest
+entry and ``len()`` must count the expired ones. Reads always check an entry's exact
+deadline.
 
 `ExpiryIndex` is a base class of the engine: its methods run under the store's lock and
 share the engine's state (the index is derived from ``_data``, the truth).
@@ -38,11 +42,14 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _INF = math.inf
+_NAN = math.nan
 _PURGE_STEP = 2  # expired entries purged by each write: more than one, so backlogs shrink
 _SPARE_BUCKETS = 1024  # empty buckets kept beyond 8 per entry before a sweep
 _COMPACT = 64  # an _Ordered run cuts its taken prefix past this length
 _COARSE = 64.0  # seconds in a bucket beyond _fine_end: a power of two, so ids are exact
 _DRAIN_STEP = 1024  # keys of an opened coarse bucket moved by each write: about 0.3 ms
+_SPARE_SLOTS = 4096  # coarse list slots beyond 2 per entry before compacting
+_COMPACT_STEP = 4096  # coarse list entries checked by each write while compacting: ~3 ms
 _EXPIRED = RemovalCause.EXPIRED
 
 
@@ -94,8 +101,9 @@ class ExpiryIndex:
     Runtime complexity: adding, removing or moving a key is `O(1)` within a bucket the
     clock has not reached, and `O(log b)` for *b* buckets when one appears or empties;
     in a reached bucket of *m* keys, `O(log m)` plus a memory move of at most *m* items.
-    Moving an opened coarse bucket's keys is `O(1)` amortized per key (each moves at
-    most once), at most `_DRAIN_STEP` of them per write.
+    A deadline far from the clock is one list append. Moving an opened coarse list's
+    keys, and compacting the lists, is `O(1)` amortized per slot: at most `_DRAIN_STEP`
+    keys, or one list, per write.
 
     A plain class with slots, not attrs: the engine compiles with mypyc, which compiles
     plain classes only.
@@ -104,6 +112,12 @@ class ExpiryIndex:
     __slots__ = (
         "_buckets",
         "_busy",
+        "_coarse",
+        "_coarse_slots",
+        "_compact_live",
+        "_compact_pos",
+        "_compacted",
+        "_compacting",
         "_data",
         "_due",
         "_exact",
@@ -111,6 +125,8 @@ class ExpiryIndex:
         "_head",
         "_ids",
         "_remnant",
+        "_remnant_id",
+        "_slot_limit",
     )
 
     _buckets: dict[float, dict[str, None]]
@@ -118,8 +134,16 @@ class ExpiryIndex:
     _exact: dict[float, _Ordered]
     _head: float  # in the first bucket
     _fine_end: float  # deadlines before it have one-second buckets; a multiple of _COARSE
-    _remnant: dict[str, None]  # keys of the last opened coarse bucket not yet moved
-    _due: float  # when `_advance` has work: -inf while a remnant is left
+    _coarse: dict[float, list[str]]  # deadlines from _fine_end on, by 64 seconds
+    _coarse_slots: int  # entries in the coarse lists, stale ones included
+    _slot_limit: int  # compact the coarse lists past this many slots
+    _compacted: float  # the coarse list compacted last: the next one is after it
+    _compacting: float  # the coarse list being compacted, or NaN
+    _compact_pos: int  # its entries before this one are checked
+    _compact_live: dict[str, None]  # its live keys so far, once each
+    _remnant: list[str]  # entries of the last opened coarse list not yet moved
+    _remnant_id: float  # that list's name: its keys' deadlines are within 64 s of it
+    _due: float  # when `_advance` has work: -inf while a remnant or compaction is left
     _busy: bool  # changing state, under the lock
     _data: dict[str, tuple[Any, ...]]  # the engine's entries, the truth
 
@@ -129,7 +153,15 @@ class ExpiryIndex:
         self._exact = {}
         self._head = _INF
         self._fine_end = -_INF
-        self._remnant = {}
+        self._coarse = {}
+        self._coarse_slots = 0
+        self._slot_limit = _SPARE_SLOTS
+        self._compacted = -_INF
+        self._compacting = _NAN
+        self._compact_pos = 0
+        self._compact_live = {}
+        self._remnant = []
+        self._remnant_id = -_INF
         self._due = -_INF
         self._busy = False
 
@@ -140,8 +172,10 @@ class ExpiryIndex:
     def _index(self, key: str, expires: float) -> None:
         if expires == _INF:
             return
-        # _bucket_of written out: a call costs more than the rest of this line.
-        bucket_id = expires // 1.0 if expires < self._fine_end else expires // _COARSE * _COARSE
+        if expires >= self._fine_end:
+            self._index_coarse(key, expires // _COARSE * _COARSE)
+            return
+        bucket_id = expires // 1.0
         bucket = self._buckets.get(bucket_id)
         if bucket is None:
             self._buckets[bucket_id] = {key: None}
@@ -160,13 +194,16 @@ class ExpiryIndex:
     def _unindex(self, key: str, expires: float) -> None:
         if expires == _INF:
             return
-        # _bucket_of written out: a call costs more than the rest of this line.
-        bucket_id = expires // 1.0 if expires < self._fine_end else expires // _COARSE * _COARSE
+        if expires >= self._fine_end:  # in a coarse list, it is stale from now on
+            self._slot_limit -= 2  # an entry fewer (or a stale one more): compact sooner
+            if self._coarse_slots > self._slot_limit:
+                self._due = -_INF
+            return
+        bucket_id = expires // 1.0
         try:
             bucket = self._buckets[bucket_id]
             del bucket[key]  # an empty bucket stays, for the next key
-        except KeyError:  # not moved yet from the coarse bucket it was in
-            del self._remnant[key]
+        except KeyError:  # still in the remnant, where it is stale from now on
             return
         if self._exact:
             exact = self._exact.get(bucket_id)
@@ -185,7 +222,7 @@ class ExpiryIndex:
             and (not self._exact or bucket_id not in self._exact)
             and not self._remnant  # else *key* may be in it, not in its bucket
         ):
-            if new < self._head:  # noqa: PLR1730
+            if new < self._head and new < self._fine_end:  # the head is a fine deadline
                 self._head = new
             return
         self._unindex(key, old)
@@ -197,6 +234,53 @@ class ExpiryIndex:
             return expires // 1.0
         return expires // _COARSE * _COARSE
 
+    def _index_coarse(self, key: str, coarse_id: float) -> None:
+        """Append *key* to the coarse list *coarse_id*."""
+        coarse = self._coarse.get(coarse_id)
+        if coarse is None:
+            self._coarse[coarse_id] = [key]
+        else:
+            coarse.append(key)
+        self._coarse_slots += 1
+        if self._coarse_slots > self._slot_limit:
+            self._due = -_INF  # the next write compacts
+
+    def _compact(self) -> None:
+        """Check up to `_COMPACT_STEP` entries of the coarse list being compacted (the next
+        after the last one compacted) and, at its end, keep only its live keys, once each."""
+        lists, data = self._coarse, self._data
+        name = self._compacting
+        if math.isnan(name):  # start on the next list
+            later = [other for other in lists if other > self._compacted]
+            name = min(later) if later else min(lists)
+            self._compacting, self._compact_pos, self._compact_live = name, 0, {}
+        entries, live, end = lists[name], self._compact_live, name + _COARSE
+        stop = min(self._compact_pos + _COMPACT_STEP, len(entries))
+        for key in entries[self._compact_pos : stop]:
+            entry = data.get(key)
+            if entry is not None and name <= entry[0] < end:
+                live[key] = None
+        self._compact_pos = stop
+        if stop < len(entries):
+            return
+        self._coarse_slots -= len(entries) - len(live)
+        if live:
+            lists[name] = list(live)
+        else:
+            del lists[name]
+        self._compacted, self._compacting, self._compact_live = name, _NAN, {}
+        self._slot_limit = 2 * len(data) + _SPARE_SLOTS
+
+    def _take_coarse(self, name: float) -> list[str]:
+        """Remove the coarse list *name*; return its entries (less those compaction
+        found stale)."""
+        entries = self._coarse.pop(name)
+        self._coarse_slots -= len(entries)
+        if name == self._compacting:  # half-compacted: the checked part, then the rest
+            entries = [*self._compact_live, *entries[self._compact_pos :]]
+            self._compacting, self._compact_live = _NAN, {}
+        return entries
+
     def _advance(self, now: float) -> None:
         """Keep every deadline up to a minute past *now* in one-second buckets.
 
@@ -207,32 +291,39 @@ class ExpiryIndex:
         """
         self._busy = True
         while True:
-            remnant = self._remnant
-            if remnant and now >= self._fine_end - _COARSE:  # some may expire: all now
-                self._drain(len(remnant))
+            if self._remnant and now >= self._fine_end - _COARSE:  # some may expire
+                self._drain(len(self._remnant))
             if now < self._fine_end - _COARSE:
                 break
-            ids = self._ids  # after _drain: a sweep may have replaced it
-            i = ids.bisect_left(self._fine_end)  # the earliest coarse bucket
-            if i == len(ids) or ids[i] > now + _COARSE:  # none within a minute
+            lists = self._coarse
+            first = min(lists) if lists else _INF
+            if first > now + _COARSE:  # none within a minute
                 self._fine_end = (now + _COARSE) // _COARSE * _COARSE + _COARSE
                 break
-            coarse_id = ids[i]
-            del ids[i]
-            self._remnant = self._buckets.pop(coarse_id)
-            self._fine_end = coarse_id + _COARSE
-            if self._head >= coarse_id:  # it was the first bucket
-                self._head = ids[0] if ids else _INF
+            self._remnant, self._remnant_id = self._take_coarse(first), first
+            self._fine_end = first + _COARSE
         if self._remnant:
             self._drain(_DRAIN_STEP)
-        self._due = -_INF if self._remnant else self._fine_end - _COARSE
+        else:
+            if math.isnan(self._compacting):  # not compacting
+                self._slot_limit = 2 * len(self._data) + _SPARE_SLOTS  # entries may be fewer
+            if self._coarse_slots > self._slot_limit and self._coarse:
+                self._compact()
+        self._due = -_INF if self._busy_index() else self._fine_end - _COARSE
+
+    def _busy_index(self) -> bool:
+        """Whether writes have index work to do: keys to move, or lists to compact."""
+        return bool(self._remnant) or (self._coarse_slots > self._slot_limit and bool(self._coarse))
 
     def _drain(self, count: int) -> None:
-        """Move up to *count* keys of the remnant to their one-second buckets."""
+        """Move up to *count* live keys of the remnant to their one-second buckets."""
         remnant, data = self._remnant, self._data
+        start, end = self._remnant_id, self._remnant_id + _COARSE
         for _ in range(min(count, len(remnant))):
-            key = remnant.popitem()[0]
-            self._index(key, data[key][0])
+            key = remnant.pop()
+            entry = data.get(key)
+            if entry is not None and start <= entry[0] < end:
+                self._index(key, entry[0])  # twice in a row is the same as once
 
     def _ordered(self, bucket_id: float) -> _Ordered:
         """The entries of a bucket the clock has reached, by deadline: built once."""
@@ -310,15 +401,16 @@ class ExpiryIndex:
 
     def _index_from(self, items: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
         """Derive the index from the entries *items* again: `O(n log n)`."""
-        buckets: dict[float, dict[str, None]] = {}
+        lists: dict[float, list[str]] = {}
         for key, entry in items:
             expires = entry[0]
             if expires != _INF:
-                buckets.setdefault(expires // _COARSE * _COARSE, {})[key] = None
-        ids = SortedList(buckets)
-        self._buckets, self._ids, self._exact = buckets, ids, {}
-        self._fine_end, self._remnant, self._due = -_INF, {}, -_INF
-        self._head = ids[0] if ids else _INF
+                lists.setdefault(expires // _COARSE * _COARSE, []).append(key)
+        self._buckets, self._ids, self._exact, self._head = {}, SortedList(), {}, _INF
+        self._coarse, self._coarse_slots = lists, sum(map(len, lists.values()))
+        self._slot_limit, self._compacted = 2 * len(items) + _SPARE_SLOTS, -_INF
+        self._compacting, self._compact_pos, self._compact_live = _NAN, 0, {}
+        self._fine_end, self._remnant, self._remnant_id, self._due = -_INF, [], -_INF, -_INF
 
     def _all_expired(self, now: float) -> list[tuple[float, str]]:
         """Every expired ``(expires, key)``, earliest first: `O(k log k)` for *k* of them."""
@@ -338,29 +430,50 @@ class ExpiryIndex:
             expired += self._ordered(boundary).expired(now)
         return expired
 
+    def _check_keys(
+        self, finite: dict[str, float], indexed: dict[str, float], waiting: set[str]
+    ) -> None:
+        """Raise `AssertionError` unless each key with a deadline is where it belongs."""
+        for key, expires in finite.items():
+            if expires >= self._fine_end:
+                if key not in self._coarse.get(expires // _COARSE * _COARSE, ()):
+                    msg = f"{key!r} is missing from its coarse list"
+                    raise AssertionError(msg)
+            elif indexed.get(key) != expires // 1.0 and key not in waiting:
+                msg = f"{key!r} is not in its one-second bucket"
+                raise AssertionError(msg)
+
     def _check_index(self, items: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
         """Raise `AssertionError` unless the index matches the entries *items* (tests)."""
         finite = {key: entry[0] for key, entry in items if entry[0] != _INF}
-        remnant = self._remnant
-        if any(not self._fine_end - _COARSE <= finite[k] < self._fine_end for k in remnant):
-            msg = "the remnant holds a key outside the coarse bucket it came from"
+        fine_end = self._fine_end
+        start = self._remnant_id
+        if self._remnant and start + _COARSE != fine_end:
+            msg = "the remnant is not the coarse list just before the fine end"
             raise AssertionError(msg)
+        waiting = {k for k in self._remnant if start <= finite.get(k, _INF) < start + _COARSE}
         indexed = {key: bid for bid, bucket in self._buckets.items() for key in bucket}
-        expected = {k: self._bucket_of(d) for k, d in finite.items() if k not in remnant}
-        if indexed != expected:
-            msg = "the expiry index does not match the entries"
+        self._check_keys(finite, indexed, waiting)
+        if any(k not in finite or finite[k] >= fine_end for k in indexed):
+            msg = "a one-second bucket holds a key whose deadline is not in it"
+            raise AssertionError(msg)
+        if any(name < fine_end or name % _COARSE for name in self._coarse):
+            msg = "a coarse list is before the fine end, or misnamed"
+            raise AssertionError(msg)
+        if self._coarse_slots != sum(map(len, self._coarse.values())):
+            msg = "the coarse slot count is wrong"
             raise AssertionError(msg)
         if list(self._ids) != sorted(self._buckets):
             msg = "the bucket ids do not match the buckets"
             raise AssertionError(msg)
-        earliest = min((d for k, d in finite.items() if k not in remnant), default=_INF)
+        earliest = min((finite[k] for k in indexed), default=_INF)
         if not (
             self._head <= earliest
-            and (self._bucket_of(self._head) == self._ids[0] if self._ids else self._head == _INF)
+            and (self._head // 1.0 == self._ids[0] if self._ids else self._head == _INF)
         ):
             msg = "the head is not a lower bound of the deadlines, in the first bucket"
             raise AssertionError(msg)
-        if self._due != (-_INF if remnant else self._fine_end - _COARSE):
+        if self._due != (-_INF if self._busy_index() else fine_end - _COARSE):
             msg = "the next advance of the index is not when it is due"
             raise AssertionError(msg)
         for bid, exact in self._exact.items():
