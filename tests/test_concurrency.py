@@ -12,7 +12,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
-from lapse import LRU, S3FIFO, SIEVE, TTL, Idle, MemoryStore, WTinyLFU
+from lapse import LRU, S3FIFO, SIEVE, TTL, Idle, MemoryStore, RemovalCause, WTinyLFU
 from lapse.testing import ManualClock
 
 
@@ -39,7 +39,18 @@ async def test_tasks_and_threads_hammering_one_store(expiry: object, policy: typ
     """incr loses no update; the bound, the index and the eviction state stay consistent,
     with lock-free reads racing the writers (every policy)."""
     clock = ManualClock()
-    store = MemoryStore(expiry=expiry, eviction=policy(BOUND), clock=clock)  # type: ignore[arg-type]
+    dropped: list[int] = []  # the counter's value each time the policy evicted it
+
+    def on_remove(key: str, value: object, cause: RemovalCause) -> None:
+        if key == "counter" and cause is RemovalCause.EVICTED:  # never EXPIRED: in use
+            dropped.append(value)  # type: ignore[arg-type]
+
+    store = MemoryStore(
+        expiry=expiry,  # type: ignore[arg-type]
+        eviction=policy(BOUND),
+        clock=clock,
+        on_remove=on_remove,
+    )
     keys = [f"k{i}" for i in range(80)]
     increments = 0
     count_lock = threading.Lock()
@@ -93,7 +104,9 @@ async def test_tasks_and_threads_hammering_one_store(expiry: object, policy: typ
             tg.start_soon(task_worker, 100 + t)
 
     check_invariants(store)
-    assert await store.get("counter") == increments
+    # No increment is lost: what the store holds, plus what a policy evicted (SIEVE and
+    # the others may evict even a hot key, when the hand passes it twice between uses).
+    assert (await store.get("counter") or 0) + sum(dropped) == increments
     assert len(store) <= BOUND
     stats = store.stats()
     assert stats.evictions > 0
