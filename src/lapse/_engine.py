@@ -41,7 +41,7 @@ from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
 from ._clock import Clock, monotonic
-from ._expiry_index import _COARSE, ExpiryIndex
+from ._expiry_index import _COARSE, _SPARE_SLOTS, ExpiryIndex
 from ._loader import DELETE, Loader
 from ._policies import (
     EvictionPolicy,
@@ -527,7 +527,7 @@ class Engine(ExpiryIndex):
                     if expires < fine_end:
                         del self._buckets[old_id][key]
                     coarse = self._coarse.get(new_id)
-                    if coarse is None or self._coarse_slots >= self._slot_limit:
+                    if coarse is None or self._coarse_slots >= 2 * len(data) + _SPARE_SLOTS:
                         self._index_coarse(key, new_id)
                     else:
                         coarse.append(key)

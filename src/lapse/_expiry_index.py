@@ -126,7 +126,6 @@ class ExpiryIndex:
         "_ids",
         "_remnant",
         "_remnant_id",
-        "_slot_limit",
     )
 
     _buckets: dict[float, dict[str, None]]
@@ -136,7 +135,6 @@ class ExpiryIndex:
     _fine_end: float  # deadlines before it have one-second buckets; a multiple of _COARSE
     _coarse: dict[float, list[str]]  # deadlines from _fine_end on, by 64 seconds
     _coarse_slots: int  # entries in the coarse lists, stale ones included
-    _slot_limit: int  # compact the coarse lists past this many slots
     _compacted: float  # the coarse list compacted last: the next one is after it
     _compacting: float  # the coarse list being compacted, or NaN
     _compact_pos: int  # its entries before this one are checked
@@ -155,7 +153,6 @@ class ExpiryIndex:
         self._fine_end = -_INF
         self._coarse = {}
         self._coarse_slots = 0
-        self._slot_limit = _SPARE_SLOTS
         self._compacted = -_INF
         self._compacting = _NAN
         self._compact_pos = 0
@@ -194,17 +191,16 @@ class ExpiryIndex:
     def _unindex(self, key: str, expires: float) -> None:
         if expires == _INF:
             return
-        if expires >= self._fine_end:  # in a coarse list, it is stale from now on
-            self._slot_limit -= 2  # an entry fewer (or a stale one more): compact sooner
-            if self._coarse_slots > self._slot_limit:
-                self._due = -_INF
-            return
+        if expires >= self._fine_end:
+            return  # in a coarse list, it is stale from now on
         bucket_id = expires // 1.0
         try:
             bucket = self._buckets[bucket_id]
             del bucket[key]  # an empty bucket stays, for the next key
-        except KeyError:  # still in the remnant, where it is stale from now on
-            return
+        except KeyError:
+            if self._remnant:  # still there, where it is stale from now on
+                return
+            raise
         if self._exact:
             exact = self._exact.get(bucket_id)
             if exact is not None:
@@ -242,7 +238,7 @@ class ExpiryIndex:
         else:
             coarse.append(key)
         self._coarse_slots += 1
-        if self._coarse_slots > self._slot_limit:
+        if self._over_slots():
             self._due = -_INF  # the next write compacts
 
     def _compact(self) -> None:
@@ -269,7 +265,10 @@ class ExpiryIndex:
         else:
             del lists[name]
         self._compacted, self._compacting, self._compact_live = name, _NAN, {}
-        self._slot_limit = 2 * len(data) + _SPARE_SLOTS
+
+    def _over_slots(self) -> bool:
+        """Whether the coarse lists hold more than twice the entries, plus spare slots."""
+        return self._coarse_slots > 2 * len(self._data) + _SPARE_SLOTS
 
     def _take_coarse(self, name: float) -> list[str]:
         """Remove the coarse list *name*; return its entries (less those compaction
@@ -304,16 +303,13 @@ class ExpiryIndex:
             self._fine_end = first + _COARSE
         if self._remnant:
             self._drain(_DRAIN_STEP)
-        else:
-            if math.isnan(self._compacting):  # not compacting
-                self._slot_limit = 2 * len(self._data) + _SPARE_SLOTS  # entries may be fewer
-            if self._coarse_slots > self._slot_limit and self._coarse:
-                self._compact()
+        elif self._over_slots():
+            self._compact()
         self._due = -_INF if self._busy_index() else self._fine_end - _COARSE
 
     def _busy_index(self) -> bool:
         """Whether writes have index work to do: keys to move, or lists to compact."""
-        return bool(self._remnant) or (self._coarse_slots > self._slot_limit and bool(self._coarse))
+        return bool(self._remnant) or self._over_slots()
 
     def _drain(self, count: int) -> None:
         """Move up to *count* live keys of the remnant to their one-second buckets."""
@@ -408,7 +404,7 @@ class ExpiryIndex:
                 lists.setdefault(expires // _COARSE * _COARSE, []).append(key)
         self._buckets, self._ids, self._exact, self._head = {}, SortedList(), {}, _INF
         self._coarse, self._coarse_slots = lists, sum(map(len, lists.values()))
-        self._slot_limit, self._compacted = 2 * len(items) + _SPARE_SLOTS, -_INF
+        self._compacted = -_INF
         self._compacting, self._compact_pos, self._compact_live = _NAN, 0, {}
         self._fine_end, self._remnant, self._remnant_id, self._due = -_INF, [], -_INF, -_INF
 
