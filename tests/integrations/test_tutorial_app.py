@@ -94,10 +94,14 @@ async def test_on_redis(monkeypatch: pytest.MonkeyPatch, server: RedisServer) ->
     await shop.session_store.aclose()
 
 
-async def test_the_lifespan_closes_the_redis_connections(
-    monkeypatch: pytest.MonkeyPatch, server: RedisServer
-) -> None:
-    """After the app's lifespan ends, the server sees no connection of the shop's left."""
+async def test_the_lifespan_closes_the_redis_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the app's lifespan ends, the server sees no connection of the shop's left (a
+    server of its own: other tests' clients are not counted)."""
+    with redis_server() as server:
+        await lifespan_closes(monkeypatch, server)
+
+
+async def lifespan_closes(monkeypatch: pytest.MonkeyPatch, server: RedisServer) -> None:
     shop = load_shop(monkeypatch, server.url)
     observer = redis.asyncio.Redis.from_url(server.url)
     try:
